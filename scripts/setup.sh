@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Creates .venv and installs rnnlab with everything its tasks and tests need.
+# Idempotent: a second run only checks that the pinned versions are in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+
+# torch is pinned here (the package itself accepts a range): 2.13.0 is the CPU build we test against.
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+    "${PIP[@]}" install "torch==2.13.0"
+fi
+# setuptools/wheel for the editable install; then rnnlab with its task and dev extras.
+"${PIP[@]}" install "setuptools>=68" wheel
+"${PIP[@]}" install --no-build-isolation -e ".[tasks,dev]"
+
+# A CJK font so attention heatmaps over Chinese text render characters, not boxes.
+# Optional: without it plots still work (and say so), so failure here is not fatal.
+if ! fc-list 2>/dev/null | grep -qiE "Noto (Sans|Serif) CJK|WenQuanYi|Droid Sans Fallback"; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null) \
+            || echo "setup: could not install a CJK font; Chinese labels in plots may show as boxes" >&2
+    fi
+fi
