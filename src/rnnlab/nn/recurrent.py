@@ -60,7 +60,8 @@ def _run_direction_readable(
 
     Args:
         mode: ``"RNN_TANH"``, ``"RNN_RELU"``, ``"LSTM"`` or ``"GRU"``.
-        x: ``(T, B, H_in)``, or PackedSequence data ``(sum(batch_sizes), H_in)`` when ``batch_sizes`` is given.
+        x: ``(T, B, H_in)``, or PackedSequence data ``(sum(batch_sizes), H_in)`` when ``batch_sizes``
+            is given.
         batch_sizes: None, or the packed batch size of each step (non-increasing; the first
             ``batch_sizes[t]`` sequences are active at step ``t``).
         state: ``(h_0,)``, or ``(h_0, c_0)`` for the LSTM; each ``(B, ·)``.
@@ -161,7 +162,8 @@ class RNNBase(nn.Module):
         # The same checks, in the same order and with the same messages as torch.nn.RNNBase.
         if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
             raise ValueError(
-                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+                "dropout should be a number in range [0, 1] "
+                "representing the probability of an element being zeroed"
             )
         if dropout > 0 and num_layers == 1:
             warnings.warn(
@@ -232,7 +234,7 @@ class RNNBase(nn.Module):
             init.uniform_(weight, -stdv, stdv)
 
     def flatten_parameters(self) -> None:
-        """A no-op, kept for compatibility: rnnlab needs no contiguous weight buffer (torch's is for cuDNN)."""
+        """A no-op kept for compatibility: rnnlab needs no contiguous weight buffer (torch's is for cuDNN)."""
 
     @property
     def _flat_weights(self) -> list[Tensor | None]:
