@@ -1,14 +1,30 @@
 """rnnlab.nn: recurrent layers and attention, used exactly like torch.nn.
 
 ``import rnnlab.nn as rnn`` then ``rnn.LSTM(...)`` where you would write ``torch.nn.LSTM(...)``.
+Attention modules share one contract: ``context, weights = attn(query, keys, values=None, mask=None)``
+with a bool mask where **True means attend** (see :mod:`rnnlab.nn.attention`).
 """
 
 from rnnlab.nn import functional
+from rnnlab.nn.attention import (
+    ATTENTION,
+    AdditiveAttention,
+    AttentionPooling,
+    Attn,
+    ConcatAttention,
+    DotAttention,
+    GeneralAttention,
+    MultiHeadAttention,
+    ScaledDotProductAttention,
+    build_attention,
+)
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
+from rnnlab.nn.masking import lengths_to_mask, masked_softmax
 from rnnlab.nn.recurrent import GRU, LSTM, RNN, RNNBase
 
 __all__ = [
     "functional",
+    # torch.nn drop-ins
     "RNNBase",
     "RNN",
     "LSTM",
@@ -17,4 +33,18 @@ __all__ = [
     "RNNCell",
     "LSTMCell",
     "GRUCell",
+    # attention
+    "AdditiveAttention",
+    "DotAttention",
+    "GeneralAttention",
+    "ConcatAttention",
+    "ScaledDotProductAttention",
+    "MultiHeadAttention",
+    "AttentionPooling",
+    "Attn",
+    "ATTENTION",
+    "build_attention",
+    # masking
+    "lengths_to_mask",
+    "masked_softmax",
 ]
