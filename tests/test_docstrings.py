@@ -1,0 +1,26 @@
+"""Every docstring example in the package is executed (STYLE: prose that is not run drifts)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import rnnlab
+
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(rnnlab.__path__, prefix="rnnlab.")
+    if not m.name.endswith("__main__") and ".csrc" not in m.name
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
