@@ -21,6 +21,21 @@ from rnnlab.nn.attention import (
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from rnnlab.nn.masking import lengths_to_mask, masked_softmax
 from rnnlab.nn.recurrent import GRU, LSTM, RNN, RNNBase
+from rnnlab.nn.scan import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell, parallel_scan_log
+from rnnlab.nn.variants import (
+    VARIANTS,
+    LayerNormGRU,
+    LayerNormGRUCell,
+    LayerNormLSTM,
+    LayerNormLSTMCell,
+    PeepholeLSTM,
+    PeepholeLSTMCell,
+    VariationalDropoutLSTM,
+    WeightDrop,
+    ZoneoutLSTM,
+    ZoneoutLSTMCell,
+    lstm_with_cell_states,
+)
 
 __all__ = [
     "functional",
@@ -47,4 +62,22 @@ __all__ = [
     # masking
     "lengths_to_mask",
     "masked_softmax",
+    # what torch.nn lacks
+    "LayerNormLSTMCell",
+    "LayerNormLSTM",
+    "LayerNormGRUCell",
+    "LayerNormGRU",
+    "ZoneoutLSTMCell",
+    "ZoneoutLSTM",
+    "PeepholeLSTMCell",
+    "PeepholeLSTM",
+    "VariationalDropoutLSTM",
+    "WeightDrop",
+    "lstm_with_cell_states",
+    "VARIANTS",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "MinGRU",
+    "MinLSTM",
+    "parallel_scan_log",
 ]

@@ -594,6 +594,10 @@ class _CellStack(_StackedRecurrent):
             make_cell(self._layer_input_size(k // self.num_directions)) for k in range(num_cells)
         )
 
+    def reset_parameters(self) -> None:
+        for cell in self.cells:
+            cell.reset_parameters()
+
     def _steps(self, x: Tensor) -> list[Step]:
         return [cell._step for cell in self.cells]
 
@@ -834,12 +838,12 @@ class WeightDrop(nn.Module):
     How: the raw weight moves from the module to this wrapper as the parameter ``<name>_raw`` (e.g.
     ``weight_hh_l0_raw``; dots in nested names become underscores), so optimisers and ``state_dict`` see
     it once; each forward calls the module through :func:`torch.func.functional_call` with the dropped
-    tensor in its place. The naive version,
-    assigning the dropped tensor to ``module.weight_hh_l0``, fails on torch.nn's RNNs: the name is a
-    Parameter slot, and the module reads its weights from a cache (``_flat_weights``, on CUDA one flat
-    cuDNN buffer) that the assignment bypasses or leaves stale. functional_call goes through the module's
-    own ``__setattr__``, which updates that cache; after the call the cache is rebuilt without the
-    dropped tensor. Call the wrapper, not ``wrapper.module`` (which no longer owns the weight).
+    tensor in its place. The naive version, assigning the dropped tensor to ``module.weight_hh_l0``,
+    fails on torch.nn's RNNs: the name is a Parameter slot, and the module reads its weights from a cache
+    (``_flat_weights``; on CUDA one flat cuDNN buffer) that the assignment bypasses or leaves stale.
+    functional_call goes through the module's own ``__setattr__``, which updates that cache; after the
+    call the cache is rebuilt without the dropped tensor. Call the wrapper, not ``wrapper.module``
+    (which no longer owns the weight, and says so with an error rather than using a stale one).
 
     Args:
         module: the recurrent module to wrap.
@@ -924,6 +928,16 @@ def lstm_with_cell_states(
 
     Not supported: PackedSequence. In training with ``dropout > 0`` between layers the dropout masks are
     drawn here, so they differ from the module's own call's.
+
+    Example::
+
+        >>> import torch
+        >>> lstm = torch.nn.LSTM(4, 8, batch_first=True)
+        >>> output, (h_n, c_n), c_all = lstm_with_cell_states(lstm, torch.randn(2, 5, 4))
+        >>> c_all.shape
+        torch.Size([2, 5, 8])
+        >>> torch.allclose(c_all[:, -1], c_n[0])
+        True
     """
     owner = "lstm_with_cell_states"
     if (
