@@ -21,6 +21,7 @@ from rnnlab.nn.attention import (
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from rnnlab.nn.masking import lengths_to_mask, masked_softmax
 from rnnlab.nn.recurrent import GRU, LSTM, RNN, RNNBase
+from rnnlab.nn.regularizers import VariationalDropoutLSTM, WeightDrop, ZoneoutLSTM, ZoneoutLSTMCell
 from rnnlab.nn.scan import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell, parallel_scan_log
 from rnnlab.nn.variants import (
     VARIANTS,
@@ -30,10 +31,6 @@ from rnnlab.nn.variants import (
     LayerNormLSTMCell,
     PeepholeLSTM,
     PeepholeLSTMCell,
-    VariationalDropoutLSTM,
-    WeightDrop,
-    ZoneoutLSTM,
-    ZoneoutLSTMCell,
     lstm_with_cell_states,
 )
 

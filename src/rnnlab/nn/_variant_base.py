@@ -1,0 +1,376 @@
+"""The machinery every recurrent variant shares: checks at the door, the one time loop, and the cell and
+layer base classes.
+
+Cells are ``cell(x, state) -> state``; a cell's math lives in its ``_step``. Layers are used like
+torch.nn's::
+
+    output, h_n = layer(input, hx)             # GRU-like
+    output, (h_n, c_n) = layer(input, (h_0, c_0))  # LSTM-like
+
+with ``input`` (T, B, H_in), or (B, T, H_in) if ``batch_first``, or unbatched (T, H_in); ``output``
+(T, B, D*H) laid out like the input; ``h_n``, ``c_n`` (L*D, B, H). A layer checks its arguments once, in
+:func:`_prepare`, walks time with :func:`_run_layers` (never validating inside the loop) and hands the
+result back in the caller's layout with :func:`_finish`. PackedSequence is not supported and raises a
+TypeError.
+
+The public variants built on this live in :mod:`rnnlab.nn.variants` (layer norm, peepholes, every-step
+cell states) and :mod:`rnnlab.nn.regularizers` (zoneout, variational dropout, weight drop).
+
+Dimension legend (shared across rnnlab): ``B`` batch, ``T`` time, ``H_in`` input size, ``H`` hidden size,
+``L`` layers, ``D`` directions (2 if bidirectional), ``P`` projection size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as TF
+from torch.nn.utils.rnn import PackedSequence
+
+# Package-internal: the sibling modules import these; users import the variants from rnnlab.nn.
+__all__ = [
+    "State",
+    "Step",
+    "_check_size",
+    "_check_prob",
+    "_check_flag",
+    "_hidden",
+    "_prepare",
+    "_to_caller_layout",
+    "_finish",
+    "_run_layers",
+    "_uniform_",
+    "_VariantCell",
+    "_TorchLSTMParams",
+    "_StackedRecurrent",
+    "_CellStack",
+]
+
+State = Tensor | tuple[Tensor, Tensor]  # h (B, H), or (h, c) for LSTM-like cells
+Step = Callable[[Tensor, State], State]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks at the door, and the one time loop
+# ---------------------------------------------------------------------------------------------------
+
+
+def _check_size(owner: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}")
+
+
+def _check_prob(owner: str, name: str, value: object, *, below_one: bool = False) -> None:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or not (0 <= value < 1 if below_one else 0 <= value <= 1):
+        interval = "[0, 1)" if below_one else "[0, 1]"
+        raise ValueError(f"{owner}: {name} must be a probability in {interval}, got {value!r}")
+
+
+def _check_flag(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be a bool, got {value!r}")
+
+
+def _hidden(state: State) -> Tensor:
+    return state[0] if isinstance(state, tuple) else state
+
+
+def _prepare(
+    owner: str,
+    input: Tensor,
+    hx: State | None,
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_states: int,
+    batch_first: bool,
+    has_cell_state: bool,
+    proj_size: int = 0,
+) -> tuple[Tensor, list[State], bool]:
+    """Check a layer's arguments and bring them to the loop's layout.
+
+    Returns ``x`` (T, B, H_in), one state per layer and direction (``h`` (B, P), or ``(h, c)`` with ``c``
+    (B, H); ``P = proj_size or H``), and whether the input was unbatched.
+    """
+    if isinstance(input, PackedSequence):
+        raise TypeError(
+            f"{owner} does not support PackedSequence input; pass a padded Tensor (T, B, H_in) "
+            "(or (B, T, H_in) with batch_first=True)"
+        )
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{owner}: input must be a Tensor, got {type(input).__name__}")
+    if input.dim() not in (2, 3):
+        raise ValueError(
+            f"{owner}: input must be 3-D (T, B, H_in) (or (B, T, H_in) with batch_first) or unbatched "
+            f"2-D (T, H_in), got shape {tuple(input.shape)}"
+        )
+    if input.shape[-1] != input_size:
+        raise ValueError(f"{owner}: input.size(-1) must equal input_size={input_size}, got {input.shape[-1]}")
+    unbatched = input.dim() == 2
+    if unbatched:
+        x = input.unsqueeze(1)  # (T, H_in) -> (T, 1, H_in)
+    elif batch_first:
+        x = input.transpose(0, 1)  # (B, T, H_in) -> (T, B, H_in)
+    else:
+        x = input
+    if x.shape[0] == 0:
+        raise ValueError(f"{owner}: input has no time steps (T = 0), got shape {tuple(input.shape)}")
+    batch_size, h_size = x.shape[1], proj_size or hidden_size
+    if hx is None:
+        h = x.new_zeros(num_states, batch_size, h_size)  # (L*D, B, P)
+        c = x.new_zeros(num_states, batch_size, hidden_size)  # (L*D, B, H)
+        return x, [(h[k], c[k]) if has_cell_state else h[k] for k in range(num_states)], unbatched
+    if has_cell_state:
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"{owner}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        parts = [("h_0", hx[0], h_size), ("c_0", hx[1], hidden_size)]
+    else:
+        if not isinstance(hx, Tensor):
+            raise TypeError(f"{owner}: hx must be a Tensor h_0, got {type(hx).__name__}")
+        parts = [("h_0", hx, hidden_size)]
+    checked = []
+    for name, t, size in parts:
+        expected = (num_states, size) if unbatched else (num_states, batch_size, size)
+        if tuple(t.shape) != expected:
+            raise ValueError(f"{owner}: {name} must have shape {expected} (L*D, B, H), got {tuple(t.shape)}")
+        checked.append(t.unsqueeze(1) if unbatched else t)  # (L*D, H) -> (L*D, 1, H)
+    states = [tuple(t[k] for t in checked) if has_cell_state else checked[0][k] for k in range(num_states)]
+    return x, states, unbatched
+
+
+def _to_caller_layout(t: Tensor, batch_first: bool, unbatched: bool) -> Tensor:
+    if unbatched:
+        return t.squeeze(1)  # (T, 1, F) -> (T, F)
+    return t.transpose(0, 1) if batch_first else t  # (T, B, F) -> (B, T, F)
+
+
+def _finish(
+    output: Tensor, finals: list[State], *, batch_first: bool, unbatched: bool, has_cell_state: bool
+) -> tuple[Tensor, State]:
+    """``output`` (T, B, D*H) back to the caller's layout; the final states stacked to (L*D, B, H)."""
+    parts = list(zip(*finals, strict=True)) if has_cell_state else [finals]
+    stacked = [torch.stack(list(p)) for p in parts]  # each (L*D, B, H)
+    if unbatched:
+        stacked = [s.squeeze(1) for s in stacked]  # (L*D, 1, H) -> (L*D, H)
+    state = (stacked[0], stacked[1]) if has_cell_state else stacked[0]
+    return _to_caller_layout(output, batch_first, unbatched), state
+
+
+def _run_layers(
+    steps: Sequence[Step],
+    x: Tensor,
+    states: Sequence[State],
+    num_directions: int,
+    dropout: float,
+    training: bool,
+) -> tuple[Tensor, list[State], list[list[State]]]:
+    """The one time loop: each layer forward (direction 0) and backward (direction 1) through time.
+
+    ``steps[k]`` and ``states[k]`` belong to layer ``k // D``, direction ``k % D`` (torch.nn's order).
+    ``x`` (T, B, H_in). Returns the last layer's output (T, B, D*H); the final state of every layer and
+    direction (for direction 1, the state after reading ``x_0``, as torch.nn); and the last layer's state
+    at every step, per direction, in time order.
+    """
+    T, num_layers = x.shape[0], len(steps) // num_directions
+    finals: list[State] = []
+    per_step: list[list[State]] = []
+    for layer in range(num_layers):
+        if layer > 0 and dropout > 0 and training:
+            x = TF.dropout(x, dropout, training=True)  # torch.nn: between layers, not after the last
+        outputs, per_step = [], []
+        for direction in range(num_directions):
+            k = layer * num_directions + direction
+            step, state = steps[k], states[k]
+            seq: list[State] = [state] * T
+            for t in reversed(range(T)) if direction == 1 else range(T):
+                state = step(x[t], state)
+                seq[t] = state
+            finals.append(state)
+            per_step.append(seq)
+            outputs.append(torch.stack([_hidden(s) for s in seq]))  # T x (B, H) -> (T, B, H)
+        x = torch.cat(outputs, dim=2)  # D x (T, B, H) -> (T, B, D*H)
+    return x, finals, per_step
+
+
+def _uniform_(params: Sequence[nn.Parameter | None], hidden_size: int) -> None:
+    """torch.nn's recurrent init: U(-1/sqrt(H), 1/sqrt(H)), drawn in the order given."""
+    stdv = 1.0 / math.sqrt(hidden_size)
+    for p in params:
+        if p is not None:
+            nn.init.uniform_(p, -stdv, stdv)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cell and layer base classes
+# ---------------------------------------------------------------------------------------------------
+
+
+class _VariantCell(nn.Module):
+    """Sizes and the checked ``forward(input, hx=None)`` shared by the cells; ``_step`` holds the math
+    (the layers call ``_step`` directly: checks happen once at the layer's door, not at every step)."""
+
+    _has_cell_state = True
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        _check_size(owner, "input_size", input_size)
+        _check_size(owner, "hidden_size", hidden_size)
+        _check_flag(owner, "bias", bias)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def forward(self, input: Tensor, hx: State | None = None) -> State:
+        """One step. ``input`` (B, H_in) or unbatched (H_in,); ``hx`` h (B, H), or (h, c) for the LSTM
+        cells, zeros if None -> the next state, batched like the input."""
+        owner = type(self).__name__
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{owner}: input must be (B, H_in) or (H_in,) with H_in = input_size = {self.input_size}, "
+                f"got shape {tuple(input.shape)}"
+            )
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input  # (H_in,) -> (1, H_in)
+        expected = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
+        if hx is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)  # (B, H)
+            state: State = (zeros, zeros) if self._has_cell_state else zeros
+        else:
+            if self._has_cell_state and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise TypeError(f"{owner}: hx must be a tuple (h, c), got {type(hx).__name__}")
+            if not self._has_cell_state and not isinstance(hx, Tensor):
+                raise TypeError(f"{owner}: hx must be a Tensor, got {type(hx).__name__}")
+            named = list(zip(("h", "c"), hx, strict=True)) if self._has_cell_state else [("hx", hx)]
+            for name, part in named:
+                if tuple(part.shape) != expected:
+                    raise ValueError(f"{owner}: {name} must have shape {expected}, got {tuple(part.shape)}")
+            parts = [part.unsqueeze(0) if unbatched else part for _, part in named]  # (H,) -> (1, H)
+            state = (parts[0], parts[1]) if self._has_cell_state else parts[0]
+        state = self._step(x, state)
+        if unbatched:  # (1, H) -> (H,)
+            state = (
+                (state[0].squeeze(0), state[1].squeeze(0)) if isinstance(state, tuple) else state.squeeze(0)
+            )
+        return state
+
+    def _step(self, x: Tensor, state: State) -> State:
+        raise NotImplementedError
+
+
+class _TorchLSTMParams(_VariantCell):
+    """An LSTM cell's parameters under torch.nn.LSTMCell's names, shapes, order and init."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, num_gates: int = 4) -> None:
+        super().__init__(input_size, hidden_size, bias)
+        self.weight_ih = nn.Parameter(torch.empty(num_gates * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(num_gates * hidden_size, hidden_size))
+        for name in ("bias_ih", "bias_hh"):
+            self.register_parameter(
+                name, nn.Parameter(torch.empty(num_gates * hidden_size)) if bias else None
+            )
+
+    def reset_parameters(self) -> None:
+        _uniform_(list(self.parameters()), self.hidden_size)
+
+
+class _StackedRecurrent(nn.Module):
+    """torch.nn's layer interface over :func:`_run_layers`; subclasses say which step each
+    (layer, direction) applies in ``_steps``."""
+
+    _has_cell_state = True
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        _check_size(owner, "input_size", input_size)
+        _check_size(owner, "hidden_size", hidden_size)
+        _check_size(owner, "num_layers", num_layers)
+        _check_flag(owner, "batch_first", batch_first)
+        _check_flag(owner, "bidirectional", bidirectional)
+        _check_prob(owner, "dropout", dropout)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), bidirectional
+        self.num_directions = 2 if bidirectional else 1
+
+    def _layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.num_directions * self.hidden_size
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (
+            ("num_layers", 1),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s
+
+    def _steps(self, x: Tensor) -> list[Step]:
+        raise NotImplementedError
+
+    def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
+        """``input`` (T, B, H_in) / batch_first (B, T, H_in) / unbatched (T, H_in); ``hx`` h_0 (L*D, B, H),
+        or (h_0, c_0) for LSTM-like layers, zeros if None -> ``(output, h_n)`` or ``(output, (h_n, c_n))``."""
+        x, states, unbatched = _prepare(
+            type(self).__name__,
+            input,
+            hx,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_states=self.num_layers * self.num_directions,
+            batch_first=self.batch_first,
+            has_cell_state=self._has_cell_state,
+        )
+        output, finals, _ = _run_layers(
+            self._steps(x), x, states, self.num_directions, self.dropout, self.training
+        )
+        return _finish(
+            output,
+            finals,
+            batch_first=self.batch_first,
+            unbatched=unbatched,
+            has_cell_state=self._has_cell_state,
+        )
+
+
+class _CellStack(_StackedRecurrent):
+    """A layer made of one cell per (layer, direction): ``cells[layer * D + direction]``."""
+
+    def __init__(
+        self,
+        make_cell: Callable[[int], _VariantCell],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers, batch_first, dropout, bidirectional)
+        num_cells = num_layers * self.num_directions
+        self.cells = nn.ModuleList(
+            make_cell(self._layer_input_size(k // self.num_directions)) for k in range(num_cells)
+        )
+
+    def reset_parameters(self) -> None:
+        for cell in self.cells:
+            cell.reset_parameters()
+
+    def _steps(self, x: Tensor) -> list[Step]:
+        return [cell._step for cell in self.cells]

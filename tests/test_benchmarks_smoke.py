@@ -1,0 +1,68 @@
+"""Smoke test for benchmarks/attention_cost.py: ``--quick`` runs end to end on the smallest sizes and writes
+a table with a row per method and size. Timings are not asserted: they belong to the machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+POOLINGS = [
+    "last",
+    "mean",
+    "attention_pooling",
+    "additive",
+    "dot",
+    "general",
+    "concat",
+    "scaled_dot",
+    "multi_head",
+]
+PASSES, MODES = ["forward", "forward+backward"], ["sequential", "parallel"]
+QUICK_LSTM_LENGTHS, QUICK_SCAN_LENGTHS = ["8"], ["8", "32"]
+
+
+def _tables(markdown: str) -> dict[str, list[list[str]]]:
+    """Each ``## section``'s table body, as rows of stripped cells (header and rule rows dropped)."""
+    tables: dict[str, list[list[str]]] = {}
+    section = None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            section = line[3:]
+            tables[section] = []
+        elif line.startswith("|") and section is not None:
+            row = [cell.strip() for cell in line.strip("|").split("|")]
+            if row[0] not in ("T", "---"):
+                tables[section].append(row)
+    return tables
+
+
+def test_attention_cost_quick_writes_a_row_per_method(tmp_path):
+    out = tmp_path / "attention_cost.md"
+    script = ROOT / "benchmarks" / "attention_cost.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--threads", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard for a loaded machine; it takes a few seconds
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["attention_cost.md"]  # the temporary file was renamed
+    text = out.read_text(encoding="utf-8")
+    assert f"torch {torch.__version__}" in text and "torch threads 1" in text and "CPUs" in text
+
+    tables = _tables(text)
+    assert _tables(result.stdout) == tables  # what is printed is what is written
+    classifier = tables["BiLSTM classifier, forward + backward per batch"]
+    assert [row[:2] for row in classifier] == [[T, p] for T in QUICK_LSTM_LENGTHS for p in POOLINGS]
+    scan = tables["minGRU, parallel scan vs sequential loop"]
+    expected = [[T, p, m] for T in QUICK_SCAN_LENGTHS for p in PASSES for m in MODES]
+    assert [row[:3] for row in scan] == expected
+    # ratios are to a baseline measured in the same run: 1 for the baseline itself
+    assert all(row[4] == "1.00" for row in classifier if row[1] == "last")
+    assert all(row[5] == "1.00" for row in scan if row[2] == "sequential")
