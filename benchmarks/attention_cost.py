@@ -9,9 +9,9 @@ The fourth seed note says attention makes a model more flexible but costs extra 
    :data:`rnnlab.nn.ATTENTION` plus :class:`rnnlab.nn.MultiHeadAttention`, each queried with the last state
    (``context, weights = attn(last, outputs)``). "head only" times the pooling + linear alone, on the
    encoder's outputs precomputed: the attention's own cost, without the LSTM's noise around it.
-2. ``rnnlab.nn.MinGRU(128, 128)`` with ``mode="parallel"`` (log-space scan) against ``mode="sequential"``
+2. ``rnnlab.nn.MinGRU(128, 128)`` with ``mode="parallel"`` (chunked scan) against ``mode="sequential"``
    (a loop over time), T = 64 ... 4096, forward (under ``torch.no_grad``) and forward + backward (the
-   parameters' gradients; the input does not require grad, see :func:`bench_scan`).
+   parameters' gradients), in wall-clock and in CPU time.
 
 Repetitions are interleaved (round-robin over every case of a table, the order rotated each round, after
 one untimed warm-up call per case), so load that comes and goes hits every case alike. Each cell is the
@@ -22,6 +22,7 @@ Usage::
 
     nice -n 10 python benchmarks/attention_cost.py             # writes benchmarks/results/attention_cost.md
     python benchmarks/attention_cost.py --quick --out /tmp/x.md  # smoke run on the smallest sizes
+    nice -n 10 python benchmarks/attention_cost.py --threads 1 --only mingru  # re-run the minGRU table
 
 Dimension legend: B batch, T time, E embedding size, H hidden size, D directions, C classes.
 """
@@ -160,7 +161,8 @@ def classifier_cases(pooling: str, ids: Tensor, target: Tensor) -> tuple[Callabl
 
 
 def scan_cases(mode: str, x: Tensor) -> tuple[Callable[[], None], ...]:
-    """minGRU in ``mode``: inference forward, and a training step (gradients of the parameters only)."""
+    """minGRU in ``mode``, one callable per pass of :data:`PASSES`: inference forward, and a training step
+    (gradients of the parameters only)."""
     torch.manual_seed(0)  # the same weights in both modes
     model = rnn.MinGRU(E, H, mode=mode)
 
@@ -190,21 +192,37 @@ def bench_classifier(batch: int, lengths: tuple[int, ...], repeats: int) -> list
     return rows
 
 
+def _cpu_timed(fn: Callable[[], None], seconds: list[float]) -> Callable[[], None]:
+    """``fn``, appending the CPU time of each call (this process's, all threads) to ``seconds``."""
+
+    def run() -> None:
+        start = time.process_time()
+        fn()
+        seconds.append(time.process_time() - start)
+
+    return run
+
+
 def bench_scan(batch: int, lengths: tuple[int, ...], repeats: int) -> list[list[str]]:
-    """Rows ``T | pass | mode | median ms | min–max ms | × sequential``."""
+    """Rows ``T | pass | mode | median ms | min–max ms | × sequential | CPU ms | CPU × seq.``."""
     rows = []
     for T in lengths:
-        # No input gradient: the sequential loop slices x[:, t], and each slice's backward writes a full
-        # (B, T, E) gradient, so the input's gradient costs O(T^2) there (66 s against 1.7 s at T=1024).
         x = torch.randn(batch, T, E)  # (B, T, E)
         cases: dict[str, Callable[[], None]] = {}
+        cpu: dict[str, list[float]] = {}
         for mode in MODES:
-            cases[f"forward/{mode}"], cases[f"forward+backward/{mode}"] = scan_cases(mode, x)
+            for pass_, case in zip(PASSES, scan_cases(mode, x), strict=True):
+                key = f"{pass_}/{mode}"
+                cpu[key] = []
+                cases[key] = _cpu_timed(case, cpu[key])
         times = interleaved(cases, repeats)
         for pass_ in PASSES:
             for mode in MODES:
                 key, base = f"{pass_}/{mode}", f"{pass_}/{MODES[0]}"
-                rows.append([str(T), pass_, mode, *_cells(times[key], times[base])])
+                cpu_s, cpu_base = cpu[key][1:], cpu[base][1:]  # [0] is the warm-up call
+                cpu_cells = [f"{1000 * statistics.median(cpu_s):.2f}"]
+                cpu_cells.append(f"{statistics.median(cpu_s) / statistics.median(cpu_base):.2f}")
+                rows.append([str(T), pass_, mode, *_cells(times[key], times[base]), *cpu_cells])
     return rows
 
 
@@ -252,6 +270,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per case (>= 1)")
     parser.add_argument(
+        "--only",
+        choices=("mingru",),
+        default=None,
+        help="run only the minGRU table and replace only its section of --out (the rest is kept)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -269,31 +293,52 @@ def main(argv: list[str] | None = None) -> str:
 
     header = header_lines(sizes)
     print("# Attention cost and the minGRU scan\n\n" + "\n".join(header) + "\n", flush=True)
-    lstm_rows = bench_classifier(sizes["batch"], sizes["lstm_lengths"], sizes["repeats"])
-    lstm_table = _table(["T", "pooling", "median ms", "min–max ms", "× last", "head only ms"], lstm_rows)
-    print("## BiLSTM classifier, forward + backward per batch\n\n" + lstm_table + "\n", flush=True)
+    if args.only is None:
+        lstm_rows = bench_classifier(sizes["batch"], sizes["lstm_lengths"], sizes["repeats"])
+        lstm_table = _table(["T", "pooling", "median ms", "min–max ms", "× last", "head only ms"], lstm_rows)
+        print("## BiLSTM classifier, forward + backward per batch\n\n" + lstm_table + "\n", flush=True)
     scan_rows = bench_scan(sizes["batch"], sizes["scan_lengths"], sizes["repeats"])
-    scan_table = _table(["T", "pass", "mode", "median ms", "min–max ms", "× sequential"], scan_rows)
+    scan_header = ["T", "pass", "mode", "median ms", "min–max ms", "× sequential", "CPU ms", "CPU × seq."]
+    scan_table = _table(scan_header, scan_rows)
     print("## minGRU, parallel scan vs sequential loop\n\n" + scan_table, flush=True)
 
-    text = "\n\n".join(
+    scan_heading = "## minGRU, parallel scan vs sequential loop"
+    scan_section = "\n\n".join(
         [
-            "# Attention cost and the minGRU scan (benchmarks/attention_cost.py)",
-            "\n".join(header),
-            "## BiLSTM classifier, forward + backward per batch",
-            "`× last`: median over last-state pooling's median at the same T. `head only`: pooling + "
-            "linear + loss, forward and backward, on precomputed encoder outputs.",
-            lstm_table,
-            "## minGRU, parallel scan vs sequential loop",
+            scan_heading,
+            *(
+                ["Measured alone (`--only mingru`), not in the run above:\n" + "\n".join(header)]
+                if args.only
+                else []
+            ),
             "`× sequential`: median over the sequential loop's median at the same T and pass; below 1 the "
             "scan is faster. `forward` runs under `torch.no_grad()`; `forward+backward` computes the "
-            "parameters' gradients only. With an input that requires grad (an embedding, a lower layer) the "
-            "sequential loop's backward is O(T²) (its `x[:, t]` slices each write a full-size gradient): "
-            "1.7 s against 66 s for the backward at T=1024 (B=64, one thread, measured once on this "
-            "machine), so it is left out here.",
+            "parameters' gradients only. The input's gradient (an embedding, a lower layer) is linear in T "
+            "in both modes now; it was O(T²) in the sequential loop while that sliced `x[:, t]` inside the "
+            "loop (each slice's backward wrote a full-size gradient: 66 s against 1.7 s for the backward "
+            "at T=1024). "
+            "`CPU ms`: median CPU time of this process (`time.process_time`) over the same calls, and "
+            "`CPU × seq.` its ratio: it leaves out the time spent waiting for a core while other jobs run, "
+            "so on a loaded machine it is the steadier of the two measures of the work done.",
             scan_table,
         ]
     )
+    if args.only is None:
+        text = "\n\n".join(
+            [
+                "# Attention cost and the minGRU scan (benchmarks/attention_cost.py)",
+                "\n".join(header),
+                "## BiLSTM classifier, forward + backward per batch",
+                "`× last`: median over last-state pooling's median at the same T. `head only`: pooling + "
+                "linear + loss, forward and backward, on precomputed encoder outputs.",
+                lstm_table,
+                scan_section,
+            ]
+        )
+    else:  # keep the file's other sections, replace the minGRU one
+        previous = out.read_text() if out is not None and out.exists() else ""
+        kept = previous.partition("\n" + scan_heading)[0].rstrip("\n")
+        text = (kept + "\n\n" if kept else "") + scan_section
     if out is not None:
         write_atomically(out, text + "\n")
         print(f"\nwrote {out}")

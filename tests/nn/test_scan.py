@@ -1,8 +1,9 @@
-"""Tests for rnnlab.nn.scan: minGRU / minLSTM and the log-space parallel scan.
+"""Tests for rnnlab.nn.scan: minGRU / minLSTM and the chunked scan.
 
-The ladder: the scan against its loop; each model's parallel form against its sequential form (float64,
-T up to 256); hand-computed values; stepping with carried state against one full pass; gradcheck in
-float64; errors that name the argument.
+The ladder: the scan against its loop, for every way T splits into chunks; each model's parallel form
+against its sequential form (float64, T up to 512, with the input's gradient); hand-computed values;
+stepping with carried state against one full pass; gradcheck in float64; errors that name the argument;
+the sequential form reads its input a fixed number of times, so its backward is linear in T.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def test_g_is_positive_continuous_and_log_g_is_its_log():
     assert_close(log_g(x), torch.log(g(x)))
 
 
+def test_g_gives_exactly_the_numbers_of_its_two_branches():
+    for dtype in (torch.float32, torch.float64):
+        x = torch.cat(
+            [torch.linspace(-30, 30, 6001, dtype=dtype), torch.tensor([0.0, -1e-30, 1e-30], dtype=dtype)]
+        )
+        assert torch.equal(g(x), torch.where(x >= 0, x + 0.5, torch.sigmoid(x)))
+
+
 def test_log_g_has_finite_gradients_everywhere():
     x = torch.tensor([-50.0, -1.0, 0.0, 1.0, 50.0], requires_grad=True)
     log_g(x).sum().backward()
@@ -53,9 +62,43 @@ def test_parallel_scan_log_equals_the_loop(T, with_h0):
     assert_close(parallel_scan_log(log_a, log_b, h0), torch.stack(expected, dim=1), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 4, 5, 9, 10, 11, 64])
+def test_parallel_scan_log_equals_the_loop_for_every_chunk_size(chunk_size):
+    # T = 10: chunks with a tail (3, 4), without (2, 5, 10), one step each (1), none at all (11, 64)
+    torch.manual_seed(0)
+    B, T, H = 2, 10, 3
+    log_a = -torch.rand(B, T, H, dtype=torch.float64)
+    log_b = torch.randn(B, T, H, dtype=torch.float64)
+    h0 = torch.randn(B, H, dtype=torch.float64)
+    h, expected = h0, []
+    for t in range(T):
+        h = log_a[:, t].exp() * h + log_b[:, t].exp()
+        expected.append(h)
+    got = parallel_scan_log(log_a, log_b, h0, chunk_size=chunk_size)
+    assert_close(got, torch.stack(expected, dim=1), rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_scan_log_is_finite_at_extreme_gates_in_float32():
+    # a = 1/2, b = 1: h_t -> 2. A plain cumsum of b_t / (a_1 ... a_t), with 2^t in it, would overflow after
+    # 128 steps; the chunked scan only forms products of up to C gates.
+    h = parallel_scan_log(torch.full((1, 4096, 2), math.log(0.5)), torch.zeros(1, 4096, 2))
+    assert_close(h[:, -1], torch.full((1, 2), 2.0))
+    # a = e^-200 = 0 in float32: every product of gates underflows to 0 and h_t = b_t = 1, whatever h0.
+    h = parallel_scan_log(torch.full((1, 300, 2), -200.0), torch.zeros(1, 300, 2), torch.full((1, 2), 1e30))
+    assert torch.equal(h, torch.ones(1, 300, 2))
+
+
+def test_parallel_scan_log_of_an_empty_sequence_is_empty():
+    assert parallel_scan_log(torch.zeros(2, 0, 3), torch.zeros(2, 0, 3)).shape == (2, 0, 3)
+
+
 def test_parallel_scan_log_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="log_a and log_b"):
         parallel_scan_log(torch.zeros(2, 3, 4), torch.zeros(2, 3, 5))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 4\)"):
+        parallel_scan_log(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(4))
+    with pytest.raises(ValueError, match="chunk_size"):
+        parallel_scan_log(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), chunk_size=0)
 
 
 @pytest.mark.parametrize("cell_cls", CELLS)
@@ -67,6 +110,60 @@ def test_cell_parallel_equals_sequential_float64(cell_cls, T, with_h0):
     x = torch.randn(2, T, 5, dtype=torch.float64) * 3  # large enough to use both branches of g
     h0 = torch.randn(2, 6, dtype=torch.float64) if with_h0 else None
     assert_close(cell.parallel(x, h0), cell.sequential(x, h0), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell_cls", CELLS)
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 11, 12])
+def test_cell_parallel_equals_sequential_for_every_chunk_size(cell_cls, chunk_size):
+    torch.manual_seed(1)
+    cell = cell_cls(5, 6).double()
+    x = torch.randn(3, 11, 5, dtype=torch.float64) * 3
+    h0 = torch.randn(3, 6, dtype=torch.float64)
+    assert_close(cell.parallel(x, h0, chunk_size=chunk_size), cell.sequential(x, h0), rtol=1e-9, atol=1e-10)
+    with pytest.raises(ValueError, match="chunk_size"):
+        cell.parallel(x, chunk_size=0)
+
+
+def _uses_of(leaf, output):
+    """How many autograd nodes read ``leaf`` directly, in the graph that computed ``output``."""
+    seen, todo, uses = set(), [output.grad_fn], 0
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for next_node, _ in node.next_functions:
+            uses += getattr(next_node, "variable", None) is leaf
+            todo.append(next_node)
+    return uses
+
+
+@pytest.mark.parametrize("cell_cls", CELLS)
+def test_sequential_reads_its_input_a_fixed_number_of_times(cell_cls):
+    # Slicing x[:, t] in the loop read x once per step, and each read's backward wrote a full (B, T, H_in)
+    # gradient: O(T^2). One projection per gate before the loop reads x once per gate, whatever T.
+    cell = cell_cls(3, 4)
+    uses = []
+    for T in (4, 32):
+        x = torch.randn(2, T, 3, requires_grad=True)
+        uses.append(_uses_of(x, cell.sequential(x)))
+    assert uses[0] == uses[1] == len(cell._project(torch.zeros(1, 3)))
+
+
+@pytest.mark.parametrize("cell_cls", CELLS)
+def test_sequential_and_parallel_gradients_agree_with_an_input_that_requires_grad(cell_cls):
+    torch.manual_seed(9)
+    cell = cell_cls(3, 4).double()
+    x = torch.randn(2, 512, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 4, dtype=torch.float64)
+    weights = torch.randn(2, 512, 4, dtype=torch.float64)  # a loss that weighs every step differently
+    grads = []
+    for run in (cell.sequential, cell.parallel):
+        x_, h0_ = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        loss = (run(x_, h0_) * weights).sum()
+        grads.append(torch.autograd.grad(loss, (x_, h0_, *cell.parameters())))
+    for seq, par in zip(*grads, strict=True):
+        assert_close(par, seq, rtol=1e-9, atol=1e-10)
 
 
 @pytest.mark.parametrize("cell_cls", CELLS)
@@ -106,6 +203,18 @@ def test_min_lstm_hand_computed(mode):
     _set_linear(model.cells[0].linear_h, 1.0, 0.0)
     output, _ = model(torch.tensor([[[1.0], [0.0]]], dtype=torch.float64))
     assert_close(output.flatten(), torch.tensor([0.6, 0.56], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_min_lstm_normalised_gates_stay_finite_when_both_gates_underflow(mode):
+    # f = i = sigmoid(-200) = 0 in float32, so f / (f + i) would be 0/0; in log space f' = i' = 1/2.
+    # h1 = 0.5 * g(1) = 0.75; h2 = 0.5 * 0.75 + 0.5 * g(0) = 0.625.
+    model = MinLSTM(1, 1, mode=mode)
+    _set_linear(model.cells[0].linear_f, 0.0, -200.0)
+    _set_linear(model.cells[0].linear_i, 0.0, -200.0)
+    _set_linear(model.cells[0].linear_h, 1.0, 0.0)
+    output, _ = model(torch.tensor([[[1.0], [0.0]]]))
+    assert_close(output.flatten(), torch.tensor([0.75, 0.625]))
 
 
 @pytest.mark.parametrize("model_cls", MODELS)
@@ -187,6 +296,10 @@ def test_gradcheck_parallel_scan_log():
     h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(parallel_scan_log, (log_a, log_b, h0))
     assert torch.autograd.gradcheck(lambda a, b: parallel_scan_log(a, b), (log_a, log_b))
+    # two chunks of 2 and a tail of 1: every stage of the scan
+    assert torch.autograd.gradcheck(
+        lambda a, b, h: parallel_scan_log(a, b, h, chunk_size=2), (log_a, log_b, h0)
+    )
 
 
 @pytest.mark.parametrize("model_cls", MODELS)
