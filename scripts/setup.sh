@@ -18,6 +18,11 @@ fi
 "${PIP[@]}" install "setuptools>=68" wheel
 "${PIP[@]}" install --no-build-isolation -e ".[tasks,dev]"
 
+# Compile the fused C++ RNN kernels now (about a minute, once; cached), so the first training run or test
+# session does not pay for it. Not fatal: without a compiler rnnlab falls back to the pure-PyTorch fused path.
+.venv/bin/python -c "from rnnlab.nn import fused; fused.build_extension(verbose=False)" \
+    || echo "setup: the fused C++ kernels did not build; the pure-PyTorch fused path will run" >&2
+
 # A CJK font so attention heatmaps over Chinese text render characters, not boxes.
 # Optional: without it plots still work (and say so), so failure here is not fatal.
 if ! fc-list 2>/dev/null | grep -qiE "Noto (Sans|Serif) CJK|WenQuanYi|Droid Sans Fallback"; then

@@ -13,7 +13,9 @@ LENGTHS = [5, 2, 4]  # unsorted, one full-length sequence, used for packed input
 
 
 def tol(dtype: torch.dtype) -> dict:
-    return {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    # float32: gradients summed over time in a different order (one large product vs per-step sums) differ
+    # by a few ulps of their largest term; float64 pins the math itself down to 1e-10.
+    return {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
 
 
 def make_pair(cls_name: str, dtype: torch.dtype, seed: int = 0, **kwargs) -> tuple[nn.Module, nn.Module]:
