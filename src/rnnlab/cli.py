@@ -3,8 +3,9 @@
 ::
 
     rnnlab train sentiment [--data reviews-zh|movies-en|PATH] [--valid PATH] --out RUN_DIR [key=value ...]
+    rnnlab train translate [--data dates|de-en|PATH] --out RUN_DIR [key=value ...]
     rnnlab evaluate RUN_DIR [--data NAME|PATH] [--json]
-    rnnlab predict RUN_DIR [TEXT ...] [--json]          # texts from stdin, one per line, when none are given
+    rnnlab predict RUN_DIR [TEXT ...] [--beam N] [--json]  # texts from stdin, one per line, when none given
     rnnlab plot attention RUN_DIR TEXT -o FILE.png
     rnnlab plot curves RUN_DIR -o FILE.png
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column", help="text column of --data (default: the run's)")
     evaluate.add_argument("--label-column", help="label column of --data (default: the run's)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--beam", type=int, help="beam width for sequence outputs (translate)")
     evaluate.set_defaults(hook="run_evaluate")
 
     predict = commands.add_parser("predict", help="label texts with a trained run")
@@ -88,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         "texts", nargs="*", metavar="TEXT", help="texts to label (default: stdin, one per line)"
     )
     predict.add_argument("--json", action="store_true", help="print one JSON object per text, with attention")
+    predict.add_argument(
+        "--beam", type=int, help="beam width for sequence outputs (translate; default greedy)"
+    )
     predict.set_defaults(hook="run_predict")
 
     plot = commands.add_parser("plot", help="draw attention heatmaps and training curves")
@@ -96,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     attention.add_argument("text", metavar="TEXT")
     attention.add_argument("-o", "--output", required=True, type=Path, help="image file to write (.png)")
+    attention.add_argument("--beam", type=int, help="beam width for sequence outputs (translate)")
     attention.set_defaults(hook="run_plot_attention")
     curves = kinds.add_parser("curves", help="training loss and validation metrics per epoch")
     curves.add_argument("run_dir", type=Path, metavar="RUN_DIR")

@@ -22,9 +22,10 @@ from types import ModuleType
 
 __all__ = ["TASKS", "get_task", "task_of_run"]
 
-# name -> module implementing it (translate, forecast, charlm join here once they offer the hooks above).
+# name -> module implementing it (forecast and charlm join here once they offer the hooks above).
 TASKS: dict[str, str] = {
     "sentiment": "rnnlab.tasks.sentiment",
+    "translate": "rnnlab.tasks.translate",
 }
 
 
