@@ -15,7 +15,8 @@ the task's defaults (see ``rnnlab.tasks.sentiment``) plus the per-data-set overr
 
 Every finished run is appended to ``benchmarks/results/quality_sentiment.jsonl`` and skipped when the script
 runs again with the same settings, so an interrupted benchmark continues where it stopped. The markdown
-table (mean +- standard deviation over seeds) is printed and written to ``quality_sentiment.md``.
+table (mean +- standard deviation over seeds) is printed and written to ``quality_sentiment.md``. Times are
+the training's wall-clock and process CPU seconds (all threads); on a shared machine only CPU time compares.
 """
 
 from __future__ import annotations
@@ -52,17 +53,17 @@ def reference(dataset: str, seed: int) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     splits = make_splits(load_data(dataset), 0.1, 0.1, seed)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     analyzer, ngrams = REFERENCE_NGRAMS[dataset]
     vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams)
     features = vectorizer.fit_transform(splits.train.texts)
     classifier = LogisticRegression(max_iter=2000).fit(features, splits.train.labels)
     predicted = classifier.predict(vectorizer.transform(splits.test.texts))
-    seconds = time.perf_counter() - start
     return {
         "accuracy": accuracy_score(splits.test.labels, predicted),
         "macro_f1": f1_score(splits.test.labels, predicted, average="macro"),
-        "seconds": seconds,
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
     }
 
 
@@ -77,12 +78,12 @@ def recurrent(dataset: str, model: str, pooling: str, seed: int, extra: list[str
     overrides += [*DATASET_OVERRIDES[dataset], *MODELS[model], f"model.pooling={pooling}", *extra]
     config = apply_overrides(SentimentConfig(), overrides)
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = train(config, Path(tmp) / "run")
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     test = result.test_metrics
-    return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "seconds": seconds,
-            "best_epoch": result.best_epoch, "epochs": len(result.history)}  # fmt: skip
+    row = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "seconds": seconds}
+    return row | {"cpu_seconds": cpu_seconds, "best_epoch": result.best_epoch, "epochs": len(result.history)}
 
 
 def _key(row: dict) -> tuple:
@@ -105,22 +106,29 @@ def table(rows: list[dict]) -> str:
 
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["dataset"], row["model"], row["pooling"], tuple(row["overrides"])), []).append(
-            row
-        )
+        group = (row["dataset"], row["model"], row["pooling"], tuple(row["overrides"]))
+        groups.setdefault(group, []).append(row)
     lines = [
-        "| data set | model | pooling | test accuracy | test macro-F1 | train time (s) | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| data set | model | pooling | test accuracy | test macro-F1 | wall (s) | CPU (s) | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    order = {name: i for i, name in enumerate(["tfidf+lr", *MODELS])}
-    for (dataset, model, pooling, extra), group in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][2])
-    ):
+    models = ["tfidf+lr", *MODELS]
+    poolings = ["-", *POOLINGS]
+
+    def position(item: tuple) -> tuple:
+        dataset, model, pooling, extra = item[0]
+        return dataset, models.index(model), poolings.index(pooling), extra
+
+    for (dataset, model, pooling, extra), group in sorted(groups.items(), key=position):
         name = model + (f" ({' '.join(extra)})" if extra else "")
         accuracy = stat([r["accuracy"] for r in group], 4)
         f1 = stat([r["macro_f1"] for r in group], 4)
         seconds = stat([r["seconds"] for r in group], 0)
-        lines.append(f"| {dataset} | {name} | {pooling} | {accuracy} | {f1} | {seconds} | {len(group)} |")
+        cpu = [r["cpu_seconds"] for r in group if "cpu_seconds" in r]
+        cpu_text = stat(cpu, 0) if cpu else "-"
+        lines.append(
+            f"| {dataset} | {name} | {pooling} | {accuracy} | {f1} | {seconds} | {cpu_text} | {len(group)} |"
+        )
     return "\n".join(lines)
 
 
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> str:
             f.write(json.dumps(row) + "\n")
         rows.append(row)
         done.add(_key(row))
-    markdown = table(rows)  # everything measured so far, not only this invocation's jobs
+    markdown = table(_load(args.results))  # everything measured so far, by this run or another one
     (RESULTS / "quality_sentiment.md").write_text(markdown + "\n", encoding="utf-8")
     print(markdown)
     return markdown

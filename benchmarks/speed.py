@@ -216,8 +216,8 @@ def flops_and_ceiling(cell: str, shape: Shape, train: bool, device: str) -> tupl
 
 
 # ------------------------------------------------------------------------------------------------------
-# Peak memory (a child process: glibc returns every buffer >= 4 KiB to the OS on free, so the resident
-# set's high-water mark during one step is that step's true peak)
+# Peak memory (child processes where glibc returns every buffer >= 4 KiB to the OS on free, so the resident
+# set's high-water mark during one step is that step's peak)
 # ------------------------------------------------------------------------------------------------------
 
 
@@ -226,32 +226,34 @@ def _status_mb(key: str) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def memory_child(cell: str, shape: Shape) -> dict[str, float]:
-    result = {}
-    for impl in IMPLS:
-        layer = build(cell, shape, "cpu")[impl]
-        inp = make_input(shape, "cpu", requires_grad=True)
-        step = train_fn(layer, inp)
-        step()  # warm: the extension, oneDNN's primitive, the .grad buffers
-        step()
-        base = _status_mb("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
-        step()
-        result[impl] = _status_mb("VmHWM") - base
-        del layer, inp, step
-    return result
+def memory_child(cell: str, shape: Shape, impl: str) -> float:
+    """Peak MB above the resident set of one forward + backward, after one warm-up step."""
+    torch.set_num_threads(1)
+    layer = build(cell, shape, "cpu")[impl]
+    inp = make_input(shape, "cpu", requires_grad=True)
+    step = train_fn(layer, inp)
+    step()  # warm: the extension, oneDNN's primitive, the .grad buffers
+    base = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
+    step()
+    return _status_mb("VmHWM") - base
 
 
 def peak_memory(cells: list[str], shapes: list[Shape]) -> dict[tuple[str, str], dict[str, float]]:
-    """Peak MB of one forward + backward per (cell, shape name) and implementation, 1 thread."""
+    """Peak MB of one forward + backward per (cell, shape name) and implementation, 1 thread, each in a
+    fresh process (in a shared one, memory freed by one implementation is reused by the next unseen)."""
     if not Path("/proc/self/clear_refs").exists():  # not Linux: no high-water mark to reset
         return {}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="4096")
-    spec = json.dumps({"cells": cells, "shapes": [s.__dict__ for s in shapes]})
-    command = [sys.executable, __file__, "--memory-child", spec]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {(r["cell"], r["shape"]): r["peak"] for r in rows}
+    result: dict[tuple[str, str], dict[str, float]] = {}
+    for cell in cells:
+        for shape in shapes:
+            for impl in IMPLS:
+                spec = json.dumps({"cell": cell, "shape": shape.__dict__, "impl": impl})
+                command = [sys.executable, __file__, "--memory-child", spec]
+                proc = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+                result.setdefault((cell, shape.name), {})[impl] = float(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -451,14 +453,9 @@ def main() -> None:
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.memory_child:  # internal: the peak-memory measurements, in a fresh process
+    if args.memory_child:  # internal: one peak-memory measurement, in a fresh process
         spec = json.loads(args.memory_child)
-        torch.set_num_threads(1)
-        rows = []
-        for cell in spec["cells"]:
-            for shape in (Shape(**s) for s in spec["shapes"]):
-                rows.append({"cell": cell, "shape": shape.name, "peak": memory_child(cell, shape)})
-        print(json.dumps(rows))
+        print(memory_child(spec["cell"], Shape(**spec["shape"]), spec["impl"]))
         return
     shapes = QUICK_SHAPES if args.quick else SHAPES
     if args.quick:
@@ -472,7 +469,9 @@ def main() -> None:
         load_start = os.getloadavg()[0]
     backend = "C++" if fused.extension_available() else "pure PyTorch (the C++ extension is not built)"
 
-    memory = peak_memory(args.cells, shapes) if args.memory and args.device == "cpu" else {}
+    memory = {}
+    if args.memory and args.device == "cpu":  # a smoke run measures one case, to exercise the code
+        memory = peak_memory(args.cells[:1], shapes[:1]) if args.quick else peak_memory(args.cells, shapes)
     sections = []
     for threads in args.threads:
         torch.set_num_threads(threads)

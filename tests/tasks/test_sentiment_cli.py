@@ -148,6 +148,20 @@ def test_the_console_script(run):
     assert result.stdout.split("\t")[0] in ("neg", "pos")
 
 
+def test_the_same_steps_from_python(data, tmp_path):
+    from rnnlab.inference import Predictor
+    from rnnlab.tasks import get_task
+    from rnnlab.tasks.config import apply_overrides
+
+    sentiment = get_task("sentiment")
+    config = apply_overrides(sentiment.SentimentConfig(), [f"data.dataset={data}", *TINY])
+    result = sentiment.train(config, tmp_path / "py")
+    assert result.best_epoch in (1, 2) and result.test_metrics is None  # a file: validation split only
+    assert sentiment.evaluate(tmp_path / "py")["accuracy"] == pytest.approx(result.valid_metrics["accuracy"])
+    (r,) = Predictor.from_checkpoint(tmp_path / "py").predict(["很好用"])
+    assert r["label"] in ("neg", "pos") and len(r["attention"]) == 3
+
+
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(data, tmp_path, capsys, monkeypatch):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(["train", "sentiment", "--data", str(data), "--out", str(whole), *TINY]) == 0

@@ -20,6 +20,7 @@ import copy
 import json
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,13 +178,17 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def train(
-    config: SentimentConfig, run_dir: str | Path, resume: bool = False, overwrite: bool = False
+    config: SentimentConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a review classifier into ``run_dir``; returns validation and (bundled data) test metrics.
 
     Args:
-        config: the task config (validated here: ranges and choices raise :class:`ConfigError`).
-        run_dir: the run folder to write.
+        config: the task config (validated here: ranges and choices raise :class:`ConfigError`); None for
+            the defaults.
+        run_dir: the run folder to write; None for a new ``runs/sentiment-<date>-<time>``.
         resume: continue the interrupted run in ``run_dir``; its data and model config must be unchanged,
             and the result equals that of an uninterrupted run.
         overwrite: replace an earlier run in ``run_dir`` (otherwise that is an error).
@@ -191,8 +196,8 @@ def train(
     Every check (config, run folder, data) runs before the first file is written, so a failing call leaves an
     earlier run untouched.
     """
-    config = validate(copy.deepcopy(config))
-    run_dir = Path(run_dir)
+    config = validate(copy.deepcopy(config or SentimentConfig()))
+    run_dir = Path(run_dir or Path("runs") / time.strftime("sentiment-%Y%m%d-%H%M%S"))
     _check_run_dir(run_dir, resume, overwrite)
     cfg = config.data
     splits = load_splits(cfg)
@@ -382,7 +387,8 @@ def run_predict(args) -> int:
             keys += ["attention"] if r["attention"] is not None else []
             print(json.dumps({k: r[k] for k in keys}, ensure_ascii=False))
         else:
-            print(f"{r['label']}\t{r['probabilities'][r['label']]:.3f}\t{r['text']}")
+            probabilities = " ".join(f"{label}={p:.3f}" for label, p in r["probabilities"].items())
+            print(f"{r['label']}\t{probabilities}\t{r['text']}")
     return 0
 
 

@@ -2,11 +2,15 @@
 // forward and a hand-written backward through time, with the time loop in C++.
 //
 // The math is the readable path's (src/rnnlab/nn/functional.py), reorganised for speed:
-//   * the input projection of all steps is one matrix product before the loop;
-//   * each step is one BLAS call for the recurrent product, then one fused, vectorised pass over the
-//     gates (the activations are written back in place: they are what the backward needs);
-//   * the backward walks time once, computing the gates' gradients of every step, then gets
-//     dW_ih, dW_hh, dx and the biases as a few large products after the loop.
+//   * the input projection x W_ih^T is done for many steps at once (a chunk of ~1024 rows), right
+//     before those steps;
+//   * each step is one BLAS call for the recurrent product h_prev W_hh^T, with W_hh packed once into
+//     MKL's internal layout, then one fused, vectorised pass over the gates (the activations are written
+//     back in place: they are what the backward needs);
+//   * the backward walks time once, computing each step's gate gradients, and after each chunk of steps
+//     adds that chunk's share of dx, dW_ih, dW_hh and the biases with a few large products;
+//   * threads split the batch: each walks time on its own sequences (see row_split), so they meet once
+//     per chunk rather than at every step.
 //
 // Layout (cuDNN's packed layout, which also covers the padded case): the sequence data is
 // (N, H_in) with N = sum(batch_sizes); the rows of step t are [off[t], off[t] + bs[t]) and hold the
@@ -14,6 +18,9 @@
 // Because the batch only shrinks with time, the previous hidden state of step t is, for the forward
 // direction, the first bs[t] rows of step t-1's output: contiguous, no copy. The reverse direction
 // reads step t+1's output for its first bs[t+1] rows and h0 for the sequences that join at step t.
+//
+// A padded input may come as (T, B, H_in) with any strides (a batch-first view, say) and the output's
+// gradient likewise (expanded from out.sum(), say): both are read a chunk at a time (chunk_rows).
 //
 // Dimension legend: N packed rows, T steps, B batch, I input size, H hidden size, P = proj_size or H,
 // G = gates * H (4H LSTM, 3H GRU, H RNN).
@@ -246,8 +253,6 @@ struct Steps {
     const int64_t p = reverse ? t + 1 : t - 1;
     return (p >= 0 && p < T) ? p : -1;
   }
-  // Step processed at position s of the forward pass.
-  int64_t at(int64_t s) const { return reverse ? T - 1 - s : s; }
   // How many of step t's rows have their previous state in step prev(t) (the rest start from h0/c0).
   int64_t carried(int64_t t) const {
     const int64_t p = prev(t);
@@ -343,6 +348,15 @@ void column_sums(const T* A, int64_t rows, int64_t cols, int64_t ld, T* out, boo
   } else {
     at::sum_out(o, a, {0});
   }
+}
+
+// Rows [off[lo], off[hi]) of an (N, W) or padded (T, B, W) tensor as a contiguous (rows, W) matrix: a view
+// when the rows are contiguous already, else a copy of just these rows. So a batch-first input (a strided
+// view) or a gradient expanded from a scalar (out.sum()) is never copied whole, and the input the
+// backward keeps is the caller's own tensor.
+Tensor chunk_rows(const Tensor& t, const Steps& st, int64_t lo, int64_t hi) {
+  if (t.dim() == 3) return t.narrow(0, lo, hi - lo).reshape({-1, t.size(2)}).contiguous();  // (rows, W)
+  return t.narrow(0, st.off[lo], st.off[hi] - st.off[lo]).contiguous();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -477,10 +491,9 @@ template <typename T>
 std::vector<Tensor> forward_impl(int64_t mode, const Tensor& x, const Steps& st, const Tensor& h0, const Tensor& c0,
                                  const Weights& w, bool train) {
   const auto opts = x.options();
-  const int64_t N = st.N, B = st.B, I = x.size(1), P = h0.size(1);
+  const int64_t N = st.N, B = st.B, I = x.size(-1), P = h0.size(1);
   const int64_t G = w.w_hh.size(0), H = G / num_gates(mode);
   const bool proj = w.w_hr.defined(), rnn = mode == RNN_TANH || mode == RNN_RELU;
-  const T* xp = x.data_ptr<T>();
   const T* h0p = h0.data_ptr<T>();
   const T* wih = w.w_ih.data_ptr<T>();
 
@@ -573,7 +586,8 @@ std::vector<Tensor> forward_impl(int64_t mode, const Tensor& x, const Steps& st,
     const auto [lo, hi] = st.chunk(c, /*backward=*/false);
     const int64_t r0 = st.off[lo];
     T* gx = (rnn || train) ? gates_p + r0 * G : gates_p;  // this chunk's rows of the gates
-    gemm<T>(false, true, st.off[hi] - r0, G, I, T(1), xp + r0 * I, I, wih, I, T(0), gx, G);  // x W_ih^T
+    const Tensor xc = chunk_rows(x, st, lo, hi);
+    gemm<T>(false, true, st.off[hi] - r0, G, I, T(1), xc.data_ptr<T>(), I, wih, I, T(0), gx, G);  // x W_ih^T
     over_rows(split, [&, lo = lo, hi = hi](int64_t b_lo, int64_t b_hi) {
       for (int64_t k = 0; k < hi - lo; ++k) {
         const int64_t t = st.step_in(lo, hi, k, /*backward=*/false);
@@ -599,16 +613,14 @@ std::vector<Tensor> backward_impl(int64_t mode, const Tensor& dy, const Tensor& 
                                   const Weights& w, bool has_bias, const Tensor& out, const Tensor& ws_gates,
                                   const Tensor& ws_state, const Tensor& ws_m, bool need_x, bool need_w) {
   const auto opts = x.options();
-  const int64_t N = st.N, B = st.B, I = x.size(1), P = h0.size(1);
+  const int64_t N = st.N, B = st.B, I = x.size(-1), P = h0.size(1);
   const int64_t G = w.w_hh.size(0), H = G / num_gates(mode);
   const bool proj = w.w_hr.defined(), gru = mode == GRU;
   const int64_t Gx = gru ? 2 * H : G;  // columns of dG that are also the input side's (GRU: r, z only)
   const int64_t CR = st.max_chunk_rows;
-  const T* xp = x.data_ptr<T>();
   const T* h0p = h0.data_ptr<T>();
   const T* wih = w.w_ih.data_ptr<T>();
   const T* outp = out.data_ptr<T>();
-  const T* dyp = dy.data_ptr<T>();
   const StepWeight<T> w_step(w.w_hh.data_ptr<T>(), P, /*trans=*/false, P, G, B, opts);  // dG_t @ W_hh
   const StepWeight<T> w_proj(proj ? w.w_hr.data_ptr<T>() : nullptr, H, /*trans=*/false, H, P, proj ? B : 0,
                              opts);  // dh @ W_hr
@@ -638,13 +650,14 @@ std::vector<Tensor> backward_impl(int64_t mode, const Tensor& dy, const Tensor& 
   const T* c0p = mode == LSTM ? c0.data_ptr<T>() : nullptr;
   const std::vector<int64_t> split = row_split(st);
 
-  // Step t for the rows [b0, b1) of one thread; dgt, dgxnt, dhft: the step's rows in the chunk buffers.
-  const auto step = [&](int64_t t, T* dgt, T* dgxnt, T* dhft, int64_t b0, int64_t b1) {
+  // Step t for the rows [b0, b1) of one thread; dyt, dgt, dgxnt, dhft: the step's rows in the chunk's
+  // output gradient and buffers.
+  const auto step = [&](int64_t t, const T* dyt, T* dgt, T* dgxnt, T* dhft, int64_t b0, int64_t b1) {
     const int64_t o = st.off[t];
     if (mode == LSTM) {
       const int64_t np = st.carried(t);
       const int64_t prev_off = np > 0 ? st.off[st.prev(t)] : 0;
-      const T* dh1 = dyp + o * P;  // dh = dy + dh_acc; with a projection, dm = dh @ W_hr instead
+      const T* dh1 = dyt;  // dh = dy + dh_acc; with a projection, dm = dh @ W_hr instead
       int64_t ld1 = P;
       if (proj) {
         for (int64_t e = b0 * P; e < b1 * P; ++e) dhft[e] = dh1[e] + dhp[e];
@@ -666,16 +679,16 @@ std::vector<Tensor> backward_impl(int64_t mode, const Tensor& dy, const Tensor& 
     } else if (gru) {
       for_rows(b0, b1, 3 * H, [&](int64_t b) {
         const T* hp = prev_row<T>(st, t, b, outp, h0p, H);
-        gru_backward_row<T>(acts + (o + b) * G, states + (o + b) * H, hp, dyp + (o + b) * H, dhp + b * H,
+        gru_backward_row<T>(acts + (o + b) * G, states + (o + b) * H, hp, dyt + b * H, dhp + b * H,
                             dgt + b * G, dgxnt + b * H, H);
       });
       w_step.apply(b1 - b0, dgt + b0 * G, G, T(1), dhp + b0 * H, H);  // dh_{t-1} = z dh + dG_t W_hh
     } else {
       for_rows(b0, b1, H, [&](int64_t b) {
         if (mode == RNN_RELU) {
-          rnn_backward_row<T, true>(outp + (o + b) * H, dyp + (o + b) * H, dhp + b * H, dgt + b * H, H);
+          rnn_backward_row<T, true>(outp + (o + b) * H, dyt + b * H, dhp + b * H, dgt + b * H, H);
         } else {
-          rnn_backward_row<T, false>(outp + (o + b) * H, dyp + (o + b) * H, dhp + b * H, dgt + b * H, H);
+          rnn_backward_row<T, false>(outp + (o + b) * H, dyt + b * H, dhp + b * H, dgt + b * H, H);
         }
       });
       w_step.apply(b1 - b0, dgt + b0 * G, G, T(0), dhp + b0 * H, H);
@@ -685,12 +698,14 @@ std::vector<Tensor> backward_impl(int64_t mode, const Tensor& dy, const Tensor& 
   for (int64_t c = 0; c < static_cast<int64_t>(st.chunks.size()); ++c) {
     const auto [lo, hi] = st.chunk(c, /*backward=*/true);
     const int64_t r0 = st.off[lo], rows_c = st.off[hi] - r0;
+    const Tensor dyc = chunk_rows(dy, st, lo, hi);
+    const T* dycp = dyc.data_ptr<T>();
     over_rows(split, [&, lo = lo, hi = hi](int64_t b_lo, int64_t b_hi) {
       for (int64_t k = 0; k < hi - lo; ++k) {
         const int64_t t = st.step_in(lo, hi, k, /*backward=*/true);
         const int64_t b1 = std::min(b_hi, st.bs[t]), rel = st.off[t] - r0;  // rel: first row in the chunk
         if (b1 <= b_lo) continue;
-        step(t, dgp + rel * G, gru ? dgxn.data_ptr<T>() + rel * H : nullptr,
+        step(t, dycp + rel * P, dgp + rel * G, gru ? dgxn.data_ptr<T>() + rel * H : nullptr,
              proj ? dhfull.data_ptr<T>() + rel * P : nullptr, b_lo, b1);
       }
     });
@@ -703,7 +718,8 @@ std::vector<Tensor> backward_impl(int64_t mode, const Tensor& dy, const Tensor& 
     }
     if (need_w) {
       T* dwihp = dwih.data_ptr<T>();
-      const T* xc = xp + r0 * I;
+      const Tensor x_rows = chunk_rows(x, st, lo, hi);
+      const T* xc = x_rows.data_ptr<T>();
       gemm<T>(true, false, Gx, I, rows_c, T(1), dgp, G, xc, I, T(1), dwihp, I);  // dW_ih += dGx^T x
       if (gru) gemm<T>(true, false, H, I, rows_c, T(1), dgxn.data_ptr<T>(), H, xc, I, T(1), dwihp + 2 * H * I, I);
       // dW_hh += dG^T H_prev. A padded batch's H_prev rows are the output shifted by one step (B rows),
@@ -748,13 +764,15 @@ Tensor opt_contig(const std::optional<Tensor>& t) {
 
 void check_inputs(int64_t mode, const Tensor& x, const Steps& st, const Tensor& h0, const Weights& w) {
   TORCH_CHECK(mode >= 0 && mode <= 3, "rnnlab fused: mode must be 0..3, got ", mode);
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2, "rnnlab fused: x must be a 2-D CPU tensor, got ", x.sizes());
-  TORCH_CHECK(st.N == x.size(0), "rnnlab fused: sum(batch_sizes) = ", st.N, " but x has ", x.size(0), " rows");
+  TORCH_CHECK(x.device().is_cpu() && (x.dim() == 2 || x.dim() == 3),
+              "rnnlab fused: x must be a 2-D (N, H_in) or 3-D (T, B, H_in) CPU tensor, got ", x.sizes());
+  TORCH_CHECK(x.dim() == 2 ? st.N == x.size(0) : (st.uniform && x.size(0) == st.T && x.size(1) == st.B),
+              "rnnlab fused: batch_sizes ", c10::IntArrayRef(st.bs), " do not match x of shape ", x.sizes());
   for (int64_t t = 1; t < st.T; ++t)
     TORCH_CHECK(st.bs[t] <= st.bs[t - 1] && st.bs[t] > 0, "rnnlab fused: batch_sizes must be positive, non-increasing");
   TORCH_CHECK(h0.dim() == 2 && h0.size(0) == st.B, "rnnlab fused: h0 must be (", st.B, ", P), got ", h0.sizes());
   const int64_t G = w.w_hh.size(0);
-  TORCH_CHECK(G % num_gates(mode) == 0 && w.w_ih.size(0) == G && w.w_ih.size(1) == x.size(1) &&
+  TORCH_CHECK(G % num_gates(mode) == 0 && w.w_ih.size(0) == G && w.w_ih.size(1) == x.size(-1) &&
                   w.w_hh.size(1) == h0.size(1),
               "rnnlab fused: weight shapes do not match: W_ih ", w.w_ih.sizes(), ", W_hh ", w.w_hh.sizes());
 }
@@ -766,7 +784,8 @@ std::vector<Tensor> fused_forward(int64_t mode, const Tensor& x_, c10::IntArrayR
                                   bool reverse, bool train) {
   at::NoGradGuard no_grad;
   const Steps st(batch_sizes, reverse);
-  const Tensor x = x_.contiguous(), h0 = h0_.contiguous();
+  const Tensor& x = x_;  // read chunk by chunk (chunk_rows), whatever its strides
+  const Tensor h0 = h0_.contiguous();
   const Tensor c0 = opt_contig(c0_);
   const Weights w{w_ih.contiguous(), w_hh.contiguous(), opt_contig(b_ih), opt_contig(b_hh), opt_contig(w_hr)};
   check_inputs(mode, x, st, h0, w);
@@ -786,14 +805,15 @@ std::vector<Tensor> fused_backward(int64_t mode, const Tensor& dy, const Tensor&
                                    bool need_w) {
   at::NoGradGuard no_grad;
   const Steps st(batch_sizes, reverse);
-  const Tensor x = x_.contiguous(), h0 = h0_.contiguous();
+  const Tensor& x = x_;  // read chunk by chunk (chunk_rows), whatever its strides
+  const Tensor h0 = h0_.contiguous();
   const Tensor c0 = opt_contig(c0_);
   const Weights w{w_ih.contiguous(), w_hh.contiguous(), Tensor(), Tensor(), opt_contig(w_hr)};
   check_inputs(mode, x, st, h0, w);
   const Tensor dcn_c = opt_contig(dcn);
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_fused_backward", [&] {
-    result = backward_impl<scalar_t>(mode, dy.contiguous(), dhn.contiguous(), dcn_c, x, st, h0, c0, w, has_bias,
+    result = backward_impl<scalar_t>(mode, dy, dhn.contiguous(), dcn_c, x, st, h0, c0, w, has_bias,
                                      out.contiguous(), ws_gates, ws_state, ws_m, need_x, need_w);
   });
   return result;
