@@ -1,6 +1,6 @@
 """rnnlab.nn: recurrent layers and attention, used exactly like torch.nn.
 
-``import rnnlab.nn as rnn`` then ``rnn.LSTM(...)`` where you would write ``torch.nn.LSTM(...)``.
+``import rnnlab.nn as rnn``, then ``rnn.LSTM`` wherever you would use ``torch.nn.LSTM``.
 Attention modules share one contract: ``context, weights = attn(query, keys, values=None, mask=None)``
 with a bool mask where **True means attend** (see :mod:`rnnlab.nn.attention`).
 """
