@@ -42,6 +42,7 @@ from rnnlab.data.sources import read_labeled_file
 from rnnlab.inference.predictor import Predictor, encode_texts
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
 from rnnlab.tasks.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, validate
+from rnnlab.tasks.runs import RUN_FILES, check_run_dir
 from rnnlab.training import Trainer, TrainerConfig, accuracy, atomic_write_text, confusion_matrix, macro_f1
 
 __all__ = [
@@ -55,8 +56,6 @@ __all__ = [
 ]
 
 TASK = "sentiment"
-# What a run folder holds; --overwrite removes exactly these, nothing else.
-RUN_FILES = ("config.json", "run.json", "metrics.csv", "test_metrics.json", "best", "last")
 
 
 @dataclass
@@ -165,18 +164,6 @@ def classify_metrics(model: RecurrentClassifier, batches, label_names: list[str]
     return metrics
 
 
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an earlier run unless asked; runs before anything is written or removed."""
-    held = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if resume and not (run_dir / "last").is_dir():
-        raise DataError(f"--resume: {run_dir} holds no interrupted run (no last/ checkpoint)")
-    if not resume and held and not overwrite:
-        raise DataError(
-            f"{run_dir} already holds a run ({', '.join(held)}); pass --resume to continue it, "
-            "--overwrite to replace it, or choose another --out"
-        )
-
-
 def train(
     config: SentimentConfig | None = None,
     run_dir: str | Path | None = None,
@@ -198,7 +185,7 @@ def train(
     """
     config = validate(copy.deepcopy(config or SentimentConfig()))
     run_dir = Path(run_dir or Path("runs") / time.strftime("sentiment-%Y%m%d-%H%M%S"))
-    _check_run_dir(run_dir, resume, overwrite)
+    check_run_dir(run_dir, resume, overwrite)
     cfg = config.data
     splits = load_splits(cfg)
     names = sorted(set(splits.train.labels))

@@ -46,6 +46,7 @@ from rnnlab.data.text import make_tokenizer, tokenizer_from_dict
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, sequence_loss
 from rnnlab.tasks.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, validate
+from rnnlab.tasks.runs import RUN_FILES, check_run_dir
 from rnnlab.training import Trainer, TrainerConfig, atomic_write_text, load_checkpoint
 from rnnlab.training.metrics import corpus_bleu, exact_match
 
@@ -65,8 +66,6 @@ __all__ = [
 ]
 
 TASK = "translate"
-# What a run folder holds; --overwrite removes exactly these, nothing else.
-RUN_FILES = ("config.json", "run.json", "metrics.csv", "test_metrics.json", "best", "last")
 
 
 @dataclass
@@ -208,18 +207,6 @@ def load_run_config(run_dir: str | Path) -> TranslateConfig:
     return config_from_dict(TranslateConfig, json.loads(path.read_text(encoding="utf-8")))
 
 
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an earlier run unless asked; runs before anything is written or removed."""
-    held = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if resume and not (run_dir / "last").is_dir():
-        raise DataError(f"--resume: {run_dir} holds no interrupted run (no last/ checkpoint)")
-    if not resume and held and not overwrite:
-        raise DataError(
-            f"{run_dir} already holds a run ({', '.join(held)}); pass --resume to continue it, "
-            "--overwrite to replace it, or choose another --out"
-        )
-
-
 def train(
     config: TranslateConfig | None = None,
     run_dir: str | Path = "runs/translate",
@@ -240,7 +227,7 @@ def train(
     """
     config = validate(copy.deepcopy(TranslateConfig() if config is None else config))
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume, overwrite)
+    check_run_dir(run_dir, resume, overwrite)
     corpus = load_parallel(config.data)
     auto_src, auto_tgt = default_tokenizers(corpus)
     src_name = auto_src if config.data.src_tokenizer == "auto" else config.data.src_tokenizer
