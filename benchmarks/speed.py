@@ -17,7 +17,9 @@ Last, the sentiment task's training throughput (samples/s) with rnnlab's layers 
 
 The benchmark refuses to report on a busy machine: it waits (``--wait`` seconds) for the 1-minute load
 average to drop below ``--max-load``, then gives up; and each row is re-measured when a calibration GEMM
-shows that the machine slowed down meanwhile.
+shows that the machine slowed down meanwhile. On a machine that stays shared, ``--threads 1 --cpu-time``
+times with the process's CPU time instead, which other processes' time slices do not inflate (written to
+``speed-cpu-time.md``); two threads can only be measured on a quiet machine.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import rnnlab.nn as rnn
 from rnnlab.nn import fused
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CLOCK = time.perf_counter  # wall time; --cpu-time switches to the process's CPU time
 CELLS = {"LSTM": 4, "GRU": 3, "RNN": 1}  # name -> gates
 IMPLS = ("torch.nn", "fast", "readable")
 
@@ -150,19 +153,19 @@ def interleaved(fns: dict[str, Callable[[], None]], device: str, budget_s: float
     for name, fn in fns.items():  # two warm-up calls: primitive caches, first-touch of buffers, the build
         fn()
         sync(device)
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
         sync(device)
-        costs[name] = time.perf_counter() - start
+        costs[name] = CLOCK() - start
     reps = int(max(3, min(max_reps, budget_s / max(sum(costs.values()), 1e-9))))
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for r in range(reps):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
+            start = CLOCK()
             fns[name]()
             sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -184,11 +187,11 @@ def gemm_gflops(m: int, k: int, n: int, device: str) -> float:
         best = float("inf")
         for _ in range(3):
             sync(device)
-            start = time.perf_counter()
+            start = CLOCK()
             for _ in range(reps):
                 torch.mm(a, b, out=out)
             sync(device)
-            best = min(best, (time.perf_counter() - start) / reps)
+            best = min(best, (CLOCK() - start) / reps)
         _gemm_cache[key] = 2 * m * k * n / best / 1e9
     return _gemm_cache[key]
 
@@ -301,7 +304,7 @@ def sentiment_throughput(steps: int, batch_size: int = 64) -> dict[str, float]:
     spent = dict.fromkeys(models, 0.0)
     for i, (ids, lens, labels) in enumerate(batches * 2):
         for name, model in models.items():
-            start = time.perf_counter()
+            start = CLOCK()
             logits, _ = model(ids, lens)
             loss = torch.nn.functional.cross_entropy(logits, labels)
             optims[name].zero_grad(set_to_none=True)
@@ -309,7 +312,7 @@ def sentiment_throughput(steps: int, batch_size: int = 64) -> dict[str, float]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optims[name].step()
             if i >= len(batches):  # the first pass warms up
-                spent[name] += time.perf_counter() - start
+                spent[name] += CLOCK() - start
     return {name: steps * batch_size / seconds for name, seconds in spent.items()}
 
 
@@ -340,11 +343,11 @@ def calibration(device: str) -> float:
     sync(device)
     best = float("inf")
     for _ in range(5):
-        start = time.perf_counter()
+        start = CLOCK()
         for _ in range(20):
             a @ a
         sync(device)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, CLOCK() - start)
     return best
 
 
@@ -448,6 +451,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3.0, help="seconds of timing per row and phase")
     parser.add_argument("--max-reps", type=int, default=30)
     parser.add_argument("--max-load", type=float, default=0.5, help="refuse above this 1-minute load")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with the process's CPU time, which other processes' time slices do not inflate: "
+        "trustworthy ratios on a shared machine, with --threads 1 only (no load check then)",
+    )
     parser.add_argument("--wait", type=float, default=600, help="seconds to wait for a quiet machine")
     parser.add_argument("--out", type=Path, default=None, help="markdown output (default results/speed.md)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -457,13 +466,19 @@ def main() -> None:
         spec = json.loads(args.memory_child)
         print(memory_child(spec["cell"], Shape(**spec["shape"]), spec["impl"]))
         return
+    global CLOCK
+    if args.cpu_time:
+        if args.threads != [1]:
+            parser.error("--cpu-time measures one thread's work: use it with --threads 1")
+        CLOCK = time.process_time
     shapes = QUICK_SHAPES if args.quick else SHAPES
     if args.quick:
         args.threads, args.budget, args.max_reps = [1], 0.05, 3
         out = args.out or RESULTS / "speed.quick.tmp"  # not a result: git ignores *.tmp there
     else:
-        out = args.out or RESULTS / ("speed.md" if args.device == "cpu" else f"speed-{args.device}.md")
-    if args.device == "cpu" and not args.quick:
+        name = "speed" if args.device == "cpu" else f"speed-{args.device}"
+        out = args.out or RESULTS / (name + ("-cpu-time" if args.cpu_time else "") + ".md")
+    if args.device == "cpu" and not args.quick and not args.cpu_time:
         load_start = wait_until_quiet(args.max_load, args.wait)
     else:
         load_start = os.getloadavg()[0]
@@ -518,7 +533,8 @@ def main() -> None:
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}: {cpu}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, rnnlab {rnnlab.__version__}, fused back end: {backend}, "
         f"ISA {torch.backends.cpu.get_cpu_capability()}; device {args.device}, float32, batch_first. "
-        f"1-minute load {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
+        f"1-minute load {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end. "
+        + ("Clock: **process CPU time** (--cpu-time)." if args.cpu_time else "Clock: wall time."),
         "",
         "Milliseconds, median of interleaved repetitions; **ratio** = time / torch.nn's time in the same "
         "process (below 1 is faster). fwd: inference under `no_grad`; f+b: forward + backward of "

@@ -35,9 +35,9 @@ There are two back ends with one contract (same workspace layout, same autograd 
 
 Where it does not apply (``supports`` returns False, and the readable path runs): tensors off the CPU
 (CUDA has no fused kernel here: the readable path runs there), dtypes other than float32 / float64,
-mixed dtypes or devices, autocast, ``torch.func`` transforms (vmap, grad, ...) and forward-mode AD, empty
-inputs. Double backward (``create_graph=True``) is supported by re-running the readable equations inside
-the backward, so it costs what the readable path costs.
+mixed dtypes or devices, autocast, ``torch.func`` transforms (vmap, grad, ...), forward-mode AD,
+``torch.compile`` (while it traces), empty inputs. Double backward (``create_graph=True``) is supported by
+re-running the readable equations inside the backward, so it costs what the readable path costs.
 
 Dimension legend: T steps, B batch, N packed rows (``sum(batch_sizes)``), H_in input size, H hidden size,
 P = proj_size or H, G = gates * H.
@@ -482,8 +482,8 @@ def _readable_grads(mode, shape, batch_sizes, reverse, inputs, needs, dy, dhn, d
 def supports(mode: str, x: Tensor, state: State, weights: Weights) -> bool:
     """Whether :func:`run_direction` handles these inputs (else use the readable path).
 
-    True for float32 / float64 CPU tensors of one dtype, outside autocast, torch.func transforms and
-    forward-mode AD; see the module docstring.
+    True for float32 / float64 CPU tensors of one dtype, outside autocast, torch.func transforms,
+    forward-mode AD and torch.compile's tracing; see the module docstring.
     """
     if mode not in MODES or x.dim() not in (2, 3) or x.numel() == 0:
         return False
@@ -497,6 +497,8 @@ def supports(mode: str, x: Tensor, state: State, weights: Weights) -> bool:
             return False
     functorch = getattr(torch._C, "_are_functorch_transforms_active", None)
     if functorch is not None and functorch():
+        return False
+    if torch.compiler.is_compiling():  # the ops have no fake kernels; the readable path traces cleanly
         return False
     return getattr(torch.autograd.forward_ad, "_current_level", -1) < 0
 
