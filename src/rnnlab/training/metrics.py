@@ -203,7 +203,8 @@ def corpus_bleu(hypotheses: Sequence, references: Sequence, use_sacrebleu: bool 
                 raise
         else:
             tokenize = "none" if tokenized else "13a"
-            return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
+            # force: pre-tokenized input is meant to be scored as it is (no "forgot to detokenize" warning)
+            return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize, force=tokenized).score)
     return _bleu_fallback(hyps, refs)
 
 
