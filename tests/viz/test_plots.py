@@ -31,7 +31,7 @@ def fresh_font_search(monkeypatch):
     monkeypatch.setattr(plots, "_warned_no_cjk", False)
 
 
-def test_attention_heatmap_with_chinese_labels(tmp_path):
+def test_attention_heatmap_with_chinese_labels(tmp_path, caplog):
     torch.manual_seed(0)
     src, tgt = list("这部电影真好看"), ["this", "movie", "is", "great"]
     weights = torch.softmax(torch.randn(len(tgt), len(src)), dim=-1)  # (T_out, T_in)
@@ -45,6 +45,8 @@ def test_attention_heatmap_with_chinese_labels(tmp_path):
         pytest.skip("no CJK font installed on this machine; the glyph check needs one")
     charmap = FT2Font(font.path).get_charmap()
     assert all(ord(ch) in charmap for ch in "这部电影真好看注意力")
+    # a one-weight CJK font is used without matplotlib's "Failed to find font weight" line for every text
+    assert not [r for r in caplog.records if "Failed to find font weight" in r.getMessage()]
     # The warnings-as-errors setting of the test suite would also have failed the plot on a missing glyph.
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -113,6 +114,18 @@ def find_cjk_font(rescan: bool = True) -> CJKFont | None:
     return font
 
 
+def _weight_fallback(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("findfont: Failed to find font weight")
+
+
+def _quiet_weight_fallback() -> None:
+    """Drop matplotlib's "Failed to find font weight normal ..., now using 500" lines: CJK fonts often come in
+    one weight only (WenQuanYi Zen Hei is "medium"), and that one weight is the right choice."""
+    logger = logging.getLogger("matplotlib.font_manager")
+    if _weight_fallback not in logger.filters:
+        logger.addFilter(_weight_fallback)
+
+
 def _text_rc(texts: Sequence[str]) -> dict[str, Any]:
     """rcParams that let these texts render: a CJK font first in the sans-serif list when any text needs it.
 
@@ -135,6 +148,7 @@ def _text_rc(texts: Sequence[str]) -> dict[str, Any]:
                 stacklevel=3,
             )
         return {}
+    _quiet_weight_fallback()
     return {
         "font.family": "sans-serif",
         "font.sans-serif": [font.name, "DejaVu Sans"],
