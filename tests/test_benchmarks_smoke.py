@@ -66,3 +66,40 @@ def test_attention_cost_quick_writes_a_row_per_method(tmp_path):
     # ratios are to a baseline measured in the same run: 1 for the baseline itself
     assert all(row[4] == "1.00" for row in classifier if row[1] == "last")
     assert all(row[5] == "1.00" for row in scan if row[2] == "sequential")
+
+
+def _speed(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "speed.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a guard for a loaded machine; it takes well under a minute
+        check=False,
+    )
+
+
+def test_speed_quick_writes_a_row_per_cell_and_shape(tmp_path):
+    out = tmp_path / "speed.md"
+    result = _speed("--quick", "--no-memory", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["speed.md"]
+    text = out.read_text(encoding="utf-8")
+    assert "these numbers mean nothing" in text and f"torch {torch.__version__}" in text
+    rows = [
+        line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    layers = [[c.strip() for c in row[:2]] for row in rows if row[0].strip() in ("LSTM", "GRU", "RNN")]
+    assert [cell for cell, _ in layers] == ["LSTM"] * 3 + ["GRU"] * 3 + ["RNN"] * 3
+    for row in rows:
+        if row[0].strip() in ("LSTM", "GRU", "RNN"):  # fast and readable times carry their ratio to torch.nn
+            assert all("x**)" in row[i] for i in (3, 4, 6, 7)), row
+    assert "- fwd+bwd, fast / torch.nn: median" in text
+    assert "forward at batch >= 32" not in text  # the toy shapes have no such batch: no such line
+    assert "samples/s" in text  # the sentiment task's throughput, rnnlab against torch.nn
+
+
+def test_speed_cpu_time_refuses_two_threads():
+    result = _speed("--cpu-time", "--threads", "1", "2")
+    assert result.returncode == 2
+    assert "--cpu-time measures one thread's work: use it with --threads 1" in result.stderr
