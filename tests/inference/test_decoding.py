@@ -12,15 +12,9 @@ import torch
 from rnnlab.inference.decoding import beam_search, greedy_decode, length_penalty_factor
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, sequence_loss
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 V_SRC, V_TGT, EOS = 13, 9, 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_model(seed=0, dtype=torch.float64, **overrides) -> Seq2Seq:

@@ -17,15 +17,9 @@ from rnnlab.models.seq2seq import (
     sequence_loss,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 V_SRC, V_TGT = 13, 11
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_model(seed=0, **overrides) -> Seq2Seq:

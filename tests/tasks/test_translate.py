@@ -26,15 +26,7 @@ from rnnlab.tasks.translate import (
 from rnnlab.training import TrainerConfig
 
 # One worker runs this module under `pytest -n 2 --dist loadgroup`, so the trained run is built once.
-pytestmark = pytest.mark.xdist_group("translate")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.xdist_group("translate"), pytest.mark.usefixtures("one_thread")]
 
 
 def tiny_config(epochs=2, **data) -> TranslateConfig:

@@ -19,14 +19,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from rnnlab.training import CheckpointError, Trainer, TrainerConfig, load_checkpoint, lr_factor
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: intra-op threads only add contention on a busy machine (and results stay bit-stable)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Batches:
