@@ -41,8 +41,8 @@ from rnnlab.data.batching import fingerprint
 from rnnlab.data.sources import read_labeled_file
 from rnnlab.inference.predictor import Predictor, encode_texts
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
-from rnnlab.tasks.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, validate
-from rnnlab.tasks.runs import RUN_FILES, check_run_dir
+from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, validate
+from rnnlab.tasks.runs import RUN_FILES, check_run_dir, train_from_args
 from rnnlab.training import Trainer, TrainerConfig, accuracy, atomic_write_text, confusion_matrix, macro_f1
 
 __all__ = [
@@ -315,14 +315,9 @@ def add_train_arguments(parser) -> None:
 
 
 def run_train(args) -> int:
-    resuming = args.resume and (args.out / "config.json").is_file()
-    config = load_run_config(args.out) if resuming else SentimentConfig()
-    shortcuts = {"dataset": args.data, "valid_path": args.valid}
-    shortcuts.update(text_column=args.text_column, label_column=args.label_column)
-    overrides = [f"data.{key}={value}" for key, value in shortcuts.items() if value is not None]
-    result = train(
-        apply_overrides(config, [*overrides, *args.overrides]), args.out, args.resume, args.overwrite
-    )
+    shortcuts = {"data.dataset": args.data, "data.valid_path": args.valid}
+    shortcuts.update({"data.text_column": args.text_column, "data.label_column": args.label_column})
+    result = train_from_args(args, SentimentConfig(), load_run_config, train, shortcuts)
     best = result.valid_metrics
     print(f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}")
     print(f"valid: accuracy {best['accuracy']:.4f}  macro-F1 {best['macro_f1']:.4f}")

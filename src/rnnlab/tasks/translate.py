@@ -45,8 +45,8 @@ from rnnlab.data.sources import DataError
 from rnnlab.data.text import make_tokenizer, tokenizer_from_dict
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, sequence_loss
-from rnnlab.tasks.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, validate
-from rnnlab.tasks.runs import RUN_FILES, check_run_dir
+from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, validate
+from rnnlab.tasks.runs import RUN_FILES, check_run_dir, train_from_args
 from rnnlab.training import Trainer, TrainerConfig, atomic_write_text, load_checkpoint
 from rnnlab.training.metrics import corpus_bleu, exact_match
 
@@ -456,12 +456,8 @@ def add_train_arguments(parser) -> None:
 
 
 def run_train(args) -> int:
-    resuming = args.resume and (args.out / "config.json").is_file()
-    config = load_run_config(args.out) if resuming else TranslateConfig()
-    overrides = [] if getattr(args, "data", None) is None else [f"data.dataset={args.data}"]
-    result = train(
-        apply_overrides(config, [*overrides, *args.overrides]), args.out, args.resume, args.overwrite
-    )
+    shortcuts = {"data.dataset": getattr(args, "data", None)}
+    result = train_from_args(args, TranslateConfig(), load_run_config, train, shortcuts)
     best = result.valid_metrics
     print(f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}")
     print(f"valid: exact match {best['exact_match']:.4f}  BLEU {best['bleu']:.2f}")
