@@ -170,6 +170,54 @@ def test_float32_on_a_larger_case(backend, mode, proj, reverse):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
 
 
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("split", ["rows", "cols"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize(("mode", "proj"), VARIANTS, ids=VARIANT_IDS)
+def test_two_threads_split_by_rows_or_by_hidden_units(monkeypatch, mode, proj, reverse, packed, split, dtype):
+    """The C++ forward shares a step out between threads by rows or by hidden units (each thread its own
+    slice of W_hh, 67 units cut at 32: not a multiple of 16 or of the 8-wide vectors); both give the
+    readable path's outputs and gradients, and the no-grad pass the training pass's numbers (to rounding:
+    BLAS may sum in another order for buffers at other addresses). (The
+    LSTM with a projection always splits by rows: it needs all of m for m W_hr^T.)"""
+    if not fused.extension_available():
+        pytest.skip("RNNLAB_NO_EXT is set: the C++ back end is off")
+    monkeypatch.setenv("RNNLAB_FUSED_SPLIT", split)
+    lengths = sorted([12] * 17 + [9] * 12 + [4] * 10 + [1], reverse=True)  # B = 40
+    case = make_case(mode, proj, True, packed, dtype, seed=3, sizes=(12, 40, 9, 67, 19), lengths=lengths)
+    x, batch_sizes, state, weights = case
+    got_outs, got_grads = outputs_and_grads(
+        fused_runner("cpp"), mode, x, batch_sizes, state, weights, reverse
+    )
+
+    def to64(t):
+        return None if t is None else t.detach().double().requires_grad_()
+
+    x64, state64, weights64 = to64(x), tuple(map(to64, state)), tuple(map(to64, weights))
+    want_outs, want_grads = outputs_and_grads(
+        _run_direction_readable, mode, x64, batch_sizes, state64, weights64, reverse
+    )
+    for got, want in zip(got_outs + got_grads, want_outs + want_grads, strict=True):
+        if dtype == torch.float64:
+            torch.testing.assert_close(got, want, **tol(dtype))
+        else:
+            torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+    with torch.no_grad():
+        out_ng, final_ng = fused_runner("cpp")(mode, x, batch_sizes, state, weights, reverse)
+    for got, want in zip([out_ng, *final_ng], got_outs, strict=True):
+        torch.testing.assert_close(got, want, **tol(dtype))
+
+
 def test_only_requested_gradients_are_computed(backend):
     """x without requires_grad (a first layer fed from data): no dx product, the rest unchanged."""
     x, batch_sizes, state, weights = make_case("LSTM", False, True, False, torch.float64)

@@ -17,9 +17,16 @@ What makes it fast, against a per-step loop of autograd ops:
 
 The C++ back end adds: the time loop itself in C++, calling BLAS directly (with ``W_hh`` packed once into
 MKL's layout), vectorised gate kernels, products over chunks of ~1024 rows that stay in cache (no
-``(N, 4H)`` gradient buffer), and threads that split the batch rather than each product: every sequence's
-recurrence reads only its own state, so each thread walks time on its own rows and the threads meet once
-per chunk instead of at every step.
+``(N, 4H)`` gradient buffer), and threads that share out the work in whichever of two ways runs faster:
+
+* by rows: every sequence's recurrence reads only its own state, so each thread walks time on its own rows
+  and the threads meet once per chunk instead of at every step (the default, and always in the backward);
+* by hidden units, in the forward of layers with at least 512 gate columns a thread and no projection
+  (e.g. an LSTM with H >= 256 on two threads): each thread multiplies all the rows by its own slice of
+  ``W_hh`` (its units' rows of every gate) and runs the gates of its units; the threads meet after every
+  step. A product with all the rows and part of the columns runs faster in MKL than the reverse, which
+  is what it takes to match torch.nn's oneDNN LSTM on two threads.
+  ``RNNLAB_FUSED_SPLIT=rows`` or ``cols`` overrides the choice (for tests and benchmarks).
 
 There are two back ends with one contract (same workspace layout, same autograd Function):
 

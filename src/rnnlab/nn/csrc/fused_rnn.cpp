@@ -32,9 +32,16 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -157,7 +164,15 @@ struct StepWeight {
 // float64 is what gradcheck and the reference tests run in.
 // ---------------------------------------------------------------------------------------------------
 
-inline float bits_to_float(int32_t i) {
+// Forced: with several instantiations of the kernels that call them GCC stops inlining these on its
+// own, and a call per element keeps the loops from being vectorised (1.8x slower LSTM forward, measured).
+#if defined(__GNUC__)
+#define RNNLAB_INLINE inline __attribute__((always_inline))
+#else
+#define RNNLAB_INLINE inline
+#endif
+
+RNNLAB_INLINE float bits_to_float(int32_t i) {
   float f;
   std::memcpy(&f, &i, sizeof f);
   return f;
@@ -165,7 +180,7 @@ inline float bits_to_float(int32_t i) {
 
 // e^y - 1 = 2^n (e^r - 1) + (2^n - 1), with y = n ln2 + r, |r| <= ln2 / 2. Returns e^r - 1 (Taylor to
 // degree 8: the remainder r^9 / 9! < 4e-11 is far below float's epsilon) and sets scale = 2^n.
-inline float expm1_reduced(float y, float& scale) {
+RNNLAB_INLINE float expm1_reduced(float y, float& scale) {
   y = y < -87.0f ? -87.0f : y;  // keeps 2^n a normal float; NaN passes through both clamps
   y = y > 88.0f ? 88.0f : y;
   const float n = std::floor(y * 1.44269504088896341f + 0.5f);  // round(y / ln2)
@@ -184,14 +199,14 @@ inline float expm1_reduced(float y, float& scale) {
   return p * r;
 }
 
-inline float act_sigmoid(float x) {
+RNNLAB_INLINE float act_sigmoid(float x) {
   float s;
   const float p = expm1_reduced(-x, s);
   return 1.0f / (1.0f + (s * p + s));  // 1 / (1 + e^-x)
 }
 
 // tanh(|x|) = -u / (u + 2) with u = e^{-2|x|} - 1: no cancellation near 0, where tanh(x) ~ x.
-inline float act_tanh(float x) {
+RNNLAB_INLINE float act_tanh(float x) {
   float s;
   const float p = expm1_reduced(-2.0f * std::fabs(x), s);
   const float u = s * p + (s - 1.0f);
@@ -324,6 +339,63 @@ std::vector<int64_t> row_split(const Steps& st) {
   return bounds;
 }
 
+// Hidden-unit bounds [0, j1, ..., H) when threads share out each step by hidden units instead, else {0, H}.
+// Each thread then multiplies every row by its own slice of W_hh (its units' rows of every gate): a
+// product with all the rows and a part of the columns, which MKL runs faster than all the columns and a
+// part of the rows (one AVX2 core: (256 x 512) @ (512 x 1024) at 70 GFLOP/s against 50 for
+// (128 x 512) @ (512 x 2048)); the price is a meeting of the threads after every step. Measured at 2
+// threads, it pays from 512 gate columns a thread (LSTM B32 H256 forward 1.14x -> 1.06x of torch.nn,
+// B256 H512 1.07x -> 1.00x, fwd+bwd 1.09x -> 0.94x) and loses below (LSTM H128, RNN H512: 5-10 %
+// slower). Bounds are multiples of 16 so that no two threads write the same cache line of a row.
+// RNNLAB_FUSED_SPLIT=rows|cols overrides the choice (tests and benchmarks; cols needs >= 2 threads).
+std::vector<int64_t> col_split(const Steps& st, int64_t H, int64_t G) {
+  const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  bool use = threads > 1 && G >= 512 * threads && st.B >= 8;
+  if (const char* env = std::getenv("RNNLAB_FUSED_SPLIT")) {
+    if (std::strcmp(env, "rows") == 0) use = false;
+    if (std::strcmp(env, "cols") == 0) use = threads > 1 && H >= 16 * threads;
+  }
+  std::vector<int64_t> bounds{0};
+  for (int64_t p = 1; use && p < threads; ++p) {
+    const int64_t j = (H * p / threads + 8) / 16 * 16;
+    if (j > bounds.back() && j < H) bounds.push_back(j);
+  }
+  bounds.push_back(H);
+  return bounds;
+}
+
+// fn(k, p) for steps k = 0 .. steps - 1 in order and parts p = 0 .. parts - 1 of each, the parts of a step
+// on different threads, all of step k done before any of step k + 1 starts. With OpenMP, one parallel
+// region for all the steps and a barrier between them (a region per step costs a wake-up of the
+// threads every step); without it, one at::parallel_for per step.
+template <typename F>
+void steps_by_cols(int64_t parts, int64_t steps, const F& fn) {
+#ifdef _OPENMP
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+#pragma omp parallel  // no num_threads clause: torch avoids it too (GOMP thread-pool bugs, pytorch#32008)
+  {
+    const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
+    for (int64_t k = 0; k < steps; ++k) {
+      for (int64_t p = me; p < parts && !failed.load(std::memory_order_relaxed); p += team) {
+        try {
+          fn(k, p);
+        } catch (...) {  // every thread must still reach every barrier, so record it and go on idle
+          if (!failed.exchange(true)) error = std::current_exception();
+        }
+      }
+#pragma omp barrier
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#else
+  for (int64_t k = 0; k < steps; ++k)
+    at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) fn(k, p);
+    });
+#endif
+}
+
 // fn(b_lo, b_hi) for each row range of a split, one range per thread.
 template <typename F>
 void over_rows(const std::vector<int64_t>& bounds, const F& fn) {
@@ -364,21 +436,33 @@ Tensor chunk_rows(const Tensor& t, const Steps& st, int64_t lo, int64_t hi) {
 // except where noted.
 // ---------------------------------------------------------------------------------------------------
 
-// LSTM: g holds x W_ih^T + h W_hh^T for the row (4H, gates i, f, g, o); bias = b_ih + b_hh.
+// The forward kernels work on n consecutive hidden units of one row: every pointer points at the first
+// of them, and a gate's block is H (the stride) after the previous gate's in g and bias. A thread that
+// owns hidden units [j0, j1) of every row (see col_split) passes n = j1 - j0, else n = H. With ADD, the
+// recurrent product h_prev W_hh^T is not in g yet but in gh, whose gate blocks are gs apart.
+
+// LSTM: g holds x W_ih^T (+ h W_hh^T unless ADD) for the row (gates i, f, g, o); bias = b_ih + b_hh.
 // Writes c (may alias c_prev: read before written, element by element) and h_out; in training
 // also the activations back into g.
-template <typename T, bool TRAIN>
-inline void lstm_forward_row(T* __restrict__ g, const T* __restrict__ bias, const T* c_prev, T* c, T* __restrict__ h_out,
-                             int64_t H) {
+template <typename T, bool TRAIN, bool ADD>
+inline void lstm_forward_row(T* __restrict__ g, const T* __restrict__ gh, int64_t gs, const T* __restrict__ bias,
+                             const T* c_prev, T* c, T* __restrict__ h_out, int64_t n, int64_t H) {
   T* __restrict__ gi = g;
   T* __restrict__ gf = g + H;
   T* __restrict__ gg = g + 2 * H;
   T* __restrict__ go = g + 3 * H;
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = act_sigmoid(gi[j] + bias[j]);
-    const T f = act_sigmoid(gf[j] + bias[H + j]);
-    const T cand = act_tanh(gg[j] + bias[2 * H + j]);
-    const T o = act_sigmoid(go[j] + bias[3 * H + j]);
+  for (int64_t j = 0; j < n; ++j) {
+    T ai = gi[j] + bias[j], af = gf[j] + bias[H + j], ag = gg[j] + bias[2 * H + j], ao = go[j] + bias[3 * H + j];
+    if constexpr (ADD) {
+      ai += gh[j];
+      af += gh[gs + j];
+      ag += gh[2 * gs + j];
+      ao += gh[3 * gs + j];
+    }
+    const T i = act_sigmoid(ai);
+    const T f = act_sigmoid(af);
+    const T cand = act_tanh(ag);
+    const T o = act_sigmoid(ao);
     const T cj = f * c_prev[j] + i * cand;
     c[j] = cj;
     h_out[j] = o * act_tanh(cj);
@@ -391,30 +475,36 @@ inline void lstm_forward_row(T* __restrict__ g, const T* __restrict__ bias, cons
   }
 }
 
-// GRU: gx = x W_ih^T (3H: r, z, n), gh = h_prev W_hh^T (3H). torch's GRU: the reset gate multiplies
-// (W_hn h + b_hn), after the product. In training, r, z, n go back into gx and W_hn h + b_hn into hn_out.
+// GRU: gx = x W_ih^T (3H: r, z, n), gh = h_prev W_hh^T (gate blocks gs apart). torch's GRU: the reset
+// gate multiplies (W_hn h + b_hn), after the product. In training, r, z, n go back into gx and
+// W_hn h + b_hn into hn_out.
 template <typename T, bool TRAIN>
-inline void gru_forward_row(T* __restrict__ gx, const T* __restrict__ gh, const T* __restrict__ bx,
+inline void gru_forward_row(T* __restrict__ gx, const T* __restrict__ gh, int64_t gs, const T* __restrict__ bx,
                             const T* __restrict__ bh, const T* __restrict__ h_prev, T* __restrict__ h_out,
-                            T* __restrict__ hn_out, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) {
+                            T* __restrict__ hn_out, int64_t n, int64_t H) {
+  for (int64_t j = 0; j < n; ++j) {
     const T r = act_sigmoid(gx[j] + bx[j] + gh[j] + bh[j]);
-    const T z = act_sigmoid(gx[H + j] + bx[H + j] + gh[H + j] + bh[H + j]);
-    const T hn = gh[2 * H + j] + bh[2 * H + j];
-    const T n = act_tanh(gx[2 * H + j] + bx[2 * H + j] + r * hn);
-    h_out[j] = (T(1) - z) * n + z * h_prev[j];
+    const T z = act_sigmoid(gx[H + j] + bx[H + j] + gh[gs + j] + bh[H + j]);
+    const T hn = gh[2 * gs + j] + bh[2 * H + j];
+    const T nj = act_tanh(gx[2 * H + j] + bx[2 * H + j] + r * hn);
+    h_out[j] = (T(1) - z) * nj + z * h_prev[j];
     if (TRAIN) {
       gx[j] = r;
       gx[H + j] = z;
-      gx[2 * H + j] = n;
+      gx[2 * H + j] = nj;
       hn_out[j] = hn;
     }
   }
 }
 
-template <typename T, bool RELU>
-inline void rnn_forward_row(T* __restrict__ h, const T* __restrict__ bias, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) h[j] = RELU ? act_relu(h[j] + bias[j]) : act_tanh(h[j] + bias[j]);
+// RNN: h holds x W_ih^T (+ h_prev W_hh^T unless ADD, else that is in gh) and becomes the new h.
+template <typename T, bool RELU, bool ADD>
+inline void rnn_forward_row(T* __restrict__ h, const T* __restrict__ gh, const T* __restrict__ bias, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    T pre = h[j] + bias[j];
+    if constexpr (ADD) pre += gh[j];
+    h[j] = RELU ? act_relu(pre) : act_tanh(pre);
+  }
 }
 
 // LSTM backward for one row. dh = gradient reaching h_t (before the projection's product: dm, when
@@ -477,10 +567,16 @@ struct Weights {
 };
 
 // Rows [b0, b1) of step t (at seq_rows) whose sequences end at t, copied into final (B, width).
+// Only the columns [j0, j0 + n) of them when n >= 0.
 template <typename T>
-void capture_final(const Steps& st, int64_t t, int64_t b0, int64_t b1, const T* seq_rows, T* final, int64_t width) {
+void capture_final(const Steps& st, int64_t t, int64_t b0, int64_t b1, const T* seq_rows, T* final, int64_t width,
+                   int64_t j0 = 0, int64_t n = -1) {
   const int64_t from = std::max(b0, st.continuing(t));  // rows [continuing, bs[t]) take no further step
-  if (b1 > from) std::copy_n(seq_rows + from * width, (b1 - from) * width, final + from * width);
+  if (n < 0 || n == width) {
+    if (b1 > from) std::copy_n(seq_rows + from * width, (b1 - from) * width, final + from * width);
+    return;
+  }
+  for (int64_t b = from; b < b1; ++b) std::copy_n(seq_rows + b * width + j0, n, final + b * width + j0);
 }
 
 // Returns {output (N, P), h_n (B, P), c_n (B, H) or empty, ws_gates, ws_state, ws_m}: the workspace the
@@ -534,51 +630,110 @@ std::vector<Tensor> forward_impl(int64_t mode, const Tensor& x, const Steps& st,
   T* mp = proj ? ws_m.data_ptr<T>() : nullptr;
   T* ghp = mode == GRU ? gh.data_ptr<T>() : nullptr;
   const T* c0p = mode == LSTM ? c0.data_ptr<T>() : nullptr;
-  const std::vector<int64_t> split = row_split(st);
+  // Work is shared out between threads by rows (row_split) or, for wide enough layers without a
+  // projection, by hidden units (col_split).
+  const std::vector<int64_t> cols = proj ? std::vector<int64_t>{0, H} : col_split(st, H, G);
+  const bool by_cols = cols.size() > 2;
+  const std::vector<int64_t> split = by_cols ? std::vector<int64_t>{0, B} : row_split(st);
+  const int64_t ng = num_gates(mode), parts = static_cast<int64_t>(cols.size()) - 1;
+  // Part p's slice of W_hh: its hidden units' rows of every gate, copied together (ng * n_p, P) so that
+  // one product per step (packed once here) gives all of them, into its own (B, ng * n_p) buffer.
+  std::vector<Tensor> w_slices, gh_parts;
+  std::vector<StepWeight<T>> w_cols;
+  for (int64_t p = 0; by_cols && p < parts; ++p) {
+    const int64_t np_ = cols[p + 1] - cols[p];
+    w_slices.push_back(w.w_hh.view({ng, H, P}).narrow(1, cols[p], np_).reshape({ng * np_, P}).contiguous());
+    w_cols.emplace_back(w_slices.back().data_ptr<T>(), P, /*trans=*/true, ng * np_, P, B, opts);
+    gh_parts.push_back(at::empty({B, ng * np_}, opts));
+  }
 
-  // Step t (position s in the pass) for the rows [b0, b1) of one thread.
-  const auto step = [&](int64_t t, int64_t s, T* g, int64_t b0, int64_t b1) {
+  // Step t (position s in the pass) for the rows [b0, b1) and, with part >= 0, only the hidden units
+  // [cols[part], cols[part + 1]) of them (else all H).
+  const auto step = [&](int64_t t, int64_t s, T* g, int64_t b0, int64_t b1, int64_t part) {
     const int64_t o = st.off[t], np = st.carried(t);
+    const int64_t j0 = part < 0 ? 0 : cols[part], n = part < 0 ? H : cols[part + 1] - j0;
+    // The part's own product buffer, rows of ng * n: its gate blocks are n apart.
+    T* ghc = part < 0 ? nullptr : gh_parts[part].data_ptr<T>();
+    const auto own_product = [&] { recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_cols[part], P, T(0), ghc, ng * n); };
+    // fn(b) for each row: shared out between threads when the rows are the whole job.
+    const auto each_row = [&](int64_t width, const auto& fn) {
+      if (part < 0) {
+        for_rows(b0, b1, width, fn);
+      } else {
+        for (int64_t b = b0; b < b1; ++b) fn(b);
+      }
+    };
     if (mode == LSTM) {
-      recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_step, P, T(1), g, G);
+      if (part < 0) {
+        recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_step, P, T(1), g, G);  // into g, after x W_ih^T
+      } else {
+        own_product();
+      }
       // This step's c, and the previous step's rows (all of c in training, else the other buffer).
       T* c_cur = train ? csp + o * H : csp + (s % 2) * B * H;
       const T* c_prev = train ? csp + (np > 0 ? st.off[st.prev(t)] : 0) * H : csp + ((s + 1) % 2) * B * H;
       T* h_dst = proj ? (train ? mp + o * H : mp) : outp + o * P;  // h before the projection, if any
       const int64_t h_ld = proj ? H : P;
-      for_rows(b0, b1, 4 * H, [&](int64_t b) {
-        const T* cp = b < np ? c_prev + b * H : c0p + b * H;
-        if (train) {
-          lstm_forward_row<T, true>(g + b * G, bx.data(), cp, c_cur + b * H, h_dst + b * h_ld, H);
+      each_row(4 * n, [&](int64_t b) {
+        const T* cp = (b < np ? c_prev + b * H : c0p + b * H) + j0;
+        T* gb = g + b * G + j0;
+        T* cb = c_cur + b * H + j0;
+        T* hb = h_dst + b * h_ld + j0;
+        const T* bias = bx.data() + j0;
+        if (part < 0) {
+          if (train) {
+            lstm_forward_row<T, true, false>(gb, nullptr, 0, bias, cp, cb, hb, n, H);
+          } else {
+            lstm_forward_row<T, false, false>(gb, nullptr, 0, bias, cp, cb, hb, n, H);
+          }
+        } else if (train) {
+          lstm_forward_row<T, true, true>(gb, ghc + b * 4 * n, n, bias, cp, cb, hb, n, H);
         } else {
-          lstm_forward_row<T, false>(g + b * G, bx.data(), cp, c_cur + b * H, h_dst + b * h_ld, H);
+          lstm_forward_row<T, false, true>(gb, ghc + b * 4 * n, n, bias, cp, cb, hb, n, H);
         }
       });
       if (proj) w_proj.apply(b1 - b0, h_dst + b0 * H, H, T(0), outp + (o + b0) * P, P);
-      capture_final<T>(st, t, b0, b1, c_cur, cnp, H);
+      capture_final<T>(st, t, b0, b1, c_cur, cnp, H, j0, n);
     } else if (mode == GRU) {
-      recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_step, P, T(0), ghp, G);
-      for_rows(b0, b1, 3 * H, [&](int64_t b) {
-        const T* hp = prev_row<T>(st, t, b, outp, h0p, H);
+      // h_prev W_hh^T: all of it (blocks H apart) or the part's (n apart).
+      if (part < 0) recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_step, P, T(0), ghp, G);
+      if (part >= 0) own_product();
+      const T* ghb = part < 0 ? ghp : ghc;
+      const int64_t gs = part < 0 ? H : n;
+      each_row(3 * n, [&](int64_t b) {
+        const T* hp = prev_row<T>(st, t, b, outp, h0p, H) + j0;
+        T* hb = outp + (o + b) * H + j0;
+        const T* ghr = part < 0 ? ghb + b * G + j0 : ghb + b * 3 * n;
         if (train) {
-          gru_forward_row<T, true>(g + b * G, ghp + b * G, bx.data(), bh.data(), hp, outp + (o + b) * H,
-                                   hns + (o + b) * H, H);
+          gru_forward_row<T, true>(g + b * G + j0, ghr, gs, bx.data() + j0, bh.data() + j0, hp, hb,
+                                   hns + (o + b) * H + j0, n, H);
         } else {
-          gru_forward_row<T, false>(g + b * G, ghp + b * G, bx.data(), bh.data(), hp, outp + (o + b) * H, nullptr,
-                                    H);
+          gru_forward_row<T, false>(g + b * G + j0, ghr, gs, bx.data() + j0, bh.data() + j0, hp, hb, nullptr, n, H);
         }
       });
     } else {
-      recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_step, P, T(1), g, H);  // g is this step's output rows
-      for_rows(b0, b1, H, [&](int64_t b) {
-        if (mode == RNN_RELU) {
-          rnn_forward_row<T, true>(g + b * H, bx.data(), H);
+      if (part < 0) {
+        recurrent_gemm<T>(st, t, b0, b1, outp, h0p, w_step, P, T(1), g, H);  // g is this step's output rows
+      } else {
+        own_product();
+      }
+      each_row(n, [&](int64_t b) {
+        T* hb = g + b * H + j0;
+        const T* bias = bx.data() + j0;
+        if (part < 0) {
+          if (mode == RNN_RELU) {
+            rnn_forward_row<T, true, false>(hb, nullptr, bias, n);
+          } else {
+            rnn_forward_row<T, false, false>(hb, nullptr, bias, n);
+          }
+        } else if (mode == RNN_RELU) {
+          rnn_forward_row<T, true, true>(hb, ghc + b * n, bias, n);
         } else {
-          rnn_forward_row<T, false>(g + b * H, bx.data(), H);
+          rnn_forward_row<T, false, true>(hb, ghc + b * n, bias, n);
         }
       });
     }
-    capture_final<T>(st, t, b0, b1, outp + o * P, hnp, P);
+    capture_final<T>(st, t, b0, b1, outp + o * P, hnp, P, j0, proj ? P : n);
   };
 
   int64_t s0 = 0;  // position in the pass of the chunk's first step
@@ -588,13 +743,20 @@ std::vector<Tensor> forward_impl(int64_t mode, const Tensor& x, const Steps& st,
     T* gx = (rnn || train) ? gates_p + r0 * G : gates_p;  // this chunk's rows of the gates
     const Tensor xc = chunk_rows(x, st, lo, hi);
     gemm<T>(false, true, st.off[hi] - r0, G, I, T(1), xc.data_ptr<T>(), I, wih, I, T(0), gx, G);  // x W_ih^T
-    over_rows(split, [&, lo = lo, hi = hi](int64_t b_lo, int64_t b_hi) {
-      for (int64_t k = 0; k < hi - lo; ++k) {
+    if (by_cols) {  // every thread takes part in every step: they meet after each one
+      steps_by_cols(parts, hi - lo, [&, lo = lo, hi = hi](int64_t k, int64_t p) {
         const int64_t t = st.step_in(lo, hi, k, /*backward=*/false);
-        const int64_t b1 = std::min(b_hi, st.bs[t]);
-        if (b1 > b_lo) step(t, s0 + k, gx + (st.off[t] - r0) * G, b_lo, b1);
-      }
-    });
+        step(t, s0 + k, gx + (st.off[t] - r0) * G, 0, st.bs[t], p);
+      });
+    } else {
+      over_rows(split, [&, lo = lo, hi = hi](int64_t b_lo, int64_t b_hi) {
+        for (int64_t k = 0; k < hi - lo; ++k) {
+          const int64_t t = st.step_in(lo, hi, k, /*backward=*/false);
+          const int64_t b1 = std::min(b_hi, st.bs[t]);
+          if (b1 > b_lo) step(t, s0 + k, gx + (st.off[t] - r0) * G, b_lo, b1, -1);
+        }
+      });
+    }
     s0 += hi - lo;
   }
   if (!train) return {out, hn, cn, empty, empty, empty};
