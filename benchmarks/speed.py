@@ -8,7 +8,8 @@ machine's load hits all of them alike; each time is the median over repetitions 
 torch.nn's median. Also reported, for the fast path: GFLOP/s and the share of a measured GEMM ceiling
 (the time the same matrix products take on their own, at the speed torch.mm reaches on those shapes), and
 for all three the peak memory of one forward + backward (resident set high-water mark, measured in a child
-process where every large buffer is returned to the OS on free, so the peak is real and not a cache).
+process where every large buffer is returned to the OS on free, so the peak is real and not a cache) and
+the memory autograd keeps from the forward for the backward (which small, recycled allocations cannot hide).
 Last, the sentiment task's training throughput (samples/s) with rnnlab's layers and with torch.nn's.
 
     python benchmarks/speed.py                 # the table, written to benchmarks/results/speed.md
@@ -229,8 +230,11 @@ def _status_mb(key: str) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def memory_child(cell: str, shape: Shape, impl: str) -> float:
-    """Peak MB above the resident set of one forward + backward, after one warm-up step."""
+def memory_child(cell: str, shape: Shape, impl: str) -> dict[str, float]:
+    """Peak MB above the resident set of one forward + backward, after one warm-up step; and the MB that
+    autograd keeps from the forward for the backward (distinct storages, the input and the parameters not
+    counted). The second does not depend on the allocator: at batch 1 torch.nn's per-step tensors are a
+    few hundred bytes each, recycled from the warm heap, which the resident set does not show."""
     torch.set_num_threads(1)
     layer = build(cell, shape, "cpu")[impl]
     inp = make_input(shape, "cpu", requires_grad=True)
@@ -239,12 +243,25 @@ def memory_child(cell: str, shape: Shape, impl: str) -> float:
     base = _status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
     step()
-    return _status_mb("VmHWM") - base
+    peak = _status_mb("VmHWM") - base
+    leaf = inp.data if isinstance(inp, PackedSequence) else inp
+    skip = {t.untyped_storage().data_ptr() for t in [leaf, *layer.parameters()]}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(inp)
+    return {"peak": peak, "saved": sum(saved.values()) / 2**20}
 
 
-def peak_memory(cells: list[str], shapes: list[Shape]) -> dict[tuple[str, str], dict[str, float]]:
-    """Peak MB of one forward + backward per (cell, shape name) and implementation, 1 thread, each in a
-    fresh process (in a shared one, memory freed by one implementation is reused by the next unseen)."""
+def peak_memory(cells: list[str], shapes: list[Shape]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """memory_child's numbers per (cell, shape name) and implementation, 1 thread, each in a fresh
+    process (in a shared one, memory freed by one implementation is reused by the next unseen)."""
     if not Path("/proc/self/clear_refs").exists():  # not Linux: no high-water mark to reset
         return {}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="4096")
@@ -255,7 +272,9 @@ def peak_memory(cells: list[str], shapes: list[Shape]) -> dict[tuple[str, str], 
                 spec = json.dumps({"cell": cell, "shape": shape.__dict__, "impl": impl})
                 command = [sys.executable, __file__, "--memory-child", spec]
                 proc = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-                result.setdefault((cell, shape.name), {})[impl] = float(proc.stdout.strip().splitlines()[-1])
+                result.setdefault((cell, shape.name), {})[impl] = json.loads(
+                    proc.stdout.strip().splitlines()[-1]
+                )
     return result
 
 
@@ -379,6 +398,7 @@ def fmt_ms(ms: float) -> str:
 def table(rows: list[dict], readable: bool) -> list[str]:
     head = ["cell", "shape", "torch.nn fwd", "fast fwd", "readable fwd", "torch.nn f+b", "fast f+b"]
     head += ["readable f+b", "fast GFLOP/s f+b (% GEMM)", "peak MB f+b: torch.nn / fast / readable"]
+    head += ["MB saved for the backward: torch.nn / fast / readable"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["cell"], r["shape"]]
@@ -392,7 +412,8 @@ def table(rows: list[dict], readable: bool) -> list[str]:
                     cells.append("-")
         cells.append(f"{r['train gflops']:.1f} ({100 * r['train ceiling']:.0f} %)")
         mem = r.get("memory")
-        cells.append(" / ".join(f"{mem[i]:.0f}" for i in IMPLS) if mem else "-")
+        for key, digits in (("peak", 0), ("saved", 1)):
+            cells.append(" / ".join(f"{mem[i][key]:.{digits}f}" for i in IMPLS) if mem else "-")
         lines.append("| " + " | ".join(cells) + (" ~" if r.get("noisy") else "") + " |")
     return lines
 
@@ -431,10 +452,14 @@ def summary(rows: list[dict]) -> list[str]:
                 )
     mem = [r for r in rows if r.get("memory")]
     if mem:
-        worse = [
-            f"{r['cell']} {r['shape']}" for r in mem if r["memory"]["fast"] > r["memory"]["torch.nn"] + 0.5
-        ]
-        out.append(f"- peak memory fwd+bwd above torch.nn's: {', '.join(worse) if worse else 'none'}")
+        checks = (("peak", "peak memory fwd+bwd", 0.5), ("saved", "memory saved for the backward", 0.05))
+        for key, what, slack in checks:
+            worse = [
+                f"{r['cell']} {r['shape']}"
+                for r in mem
+                if r["memory"]["fast"][key] > r["memory"]["torch.nn"][key] + slack
+            ]
+            out.append(f"- {what} above torch.nn's: {', '.join(worse) if worse else 'none'}")
     return out
 
 
@@ -465,7 +490,7 @@ def main() -> None:
 
     if args.memory_child:  # internal: one peak-memory measurement, in a fresh process
         spec = json.loads(args.memory_child)
-        print(memory_child(spec["cell"], Shape(**spec["shape"]), spec["impl"]))
+        print(json.dumps(memory_child(spec["cell"], Shape(**spec["shape"]), spec["impl"])))
         return
     global CLOCK
     if args.cpu_time:
@@ -542,7 +567,8 @@ def main() -> None:
         "`output.sum()`. fast: rnnlab's default path; readable: `use_fused=False`. % GEMM: the time the "
         "layer's matrix products take on their own at torch.mm's speed on the same shapes, over the "
         "measured time. Peak MB: resident high-water mark of one forward + backward, measured in a "
-        "separate process. A row marked ~ stayed noisy after three tries.",
+        "separate process. MB saved: what autograd keeps from the forward for the backward (distinct "
+        "storages; the input and the parameters not counted). A row marked ~ stayed noisy after three tries.",
     ]
     if args.quick:
         header.append("\n**--quick: a smoke run on toy shapes; these numbers mean nothing.**")

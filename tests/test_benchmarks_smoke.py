@@ -3,10 +3,12 @@ a table with a row per method and size. Timings are not asserted: they belong to
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,3 +105,27 @@ def test_speed_cpu_time_refuses_two_threads():
     result = _speed("--cpu-time", "--threads", "1", "2")
     assert result.returncode == 2
     assert "--cpu-time measures one thread's work: use it with --threads 1" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc high-water mark")
+@pytest.mark.parametrize("impl", ["torch.nn", "fast", "readable"])
+def test_speed_memory_child_reports_peak_and_saved_memory(impl):
+    """One memory measurement (what the full run does per shape): the peak, and what autograd keeps for
+    the backward, which for one LSTM layer is at least its output (B x T x H floats)."""
+    shape = {
+        "name": "t",
+        "B": 4,
+        "T": 50,
+        "I": 8,
+        "H": 64,
+        "layers": 1,
+        "bidirectional": False,
+        "packed": False,
+    }
+    spec = json.dumps({"cell": "LSTM", "shape": shape, "impl": impl})
+    result = _speed("--memory-child", spec)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(got) == {"peak", "saved"}
+    assert got["peak"] >= 0
+    assert got["saved"] >= 4 * 50 * 64 * 4 / 2**20, got
