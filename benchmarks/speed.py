@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -549,13 +550,15 @@ def main() -> None:
                 f"**{result['rnnlab'] / result['torch.nn']:.2f}x** |"
             )
 
+    # the options as given, the output path left out (a local path says nothing about the run)
+    command_args = [a for a in sys.argv[1:] if a != "--out" and (args.out is None or a != str(args.out))]
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, AttributeError):
         cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
     header = [
         "# Speed: rnnlab's recurrent layers against torch.nn",
         "",
-        f"`python benchmarks/speed.py{' --quick' if args.quick else ''}`, "
+        f"`{shlex.join(['python', 'benchmarks/speed.py', *command_args])}`, "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}: {cpu}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, rnnlab {rnnlab.__version__}, fused back end: {backend}, "
         f"ISA {torch.backends.cpu.get_cpu_capability()}; device {args.device}, float32, batch_first. "
