@@ -344,9 +344,10 @@ std::vector<int64_t> row_split(const Steps& st) {
 // product with all the rows and a part of the columns, which MKL runs faster than all the columns and a
 // part of the rows (one AVX2 core: (256 x 512) @ (512 x 1024) at 70 GFLOP/s against 50 for
 // (128 x 512) @ (512 x 2048)); the price is a meeting of the threads after every step. Measured at 2
-// threads, it pays from 512 gate columns a thread (LSTM B32 H256 forward 1.14x -> 1.06x of torch.nn,
-// B256 H512 1.07x -> 1.00x, fwd+bwd 1.09x -> 0.94x) and loses below (LSTM H128, RNN H512: 5-10 %
-// slower). Bounds are multiples of 16 so that no two threads write the same cache line of a row.
+// threads (interleaved A/B runs on a shared 2-core VM, whose run-to-run noise is ~10 %), it pays from
+// 512 gate columns a thread (LSTM B256 H512 fwd+bwd 1.09x -> 0.94x of torch.nn; the forward at B32 H256
+// and B256 H512 level to 7 % faster) and loses below (LSTM H128, RNN H512: 5-10 % slower). Bounds are
+// multiples of 16 so that no two threads write the same cache line of a row.
 // RNNLAB_FUSED_SPLIT=rows|cols overrides the choice (tests and benchmarks; cols needs >= 2 threads).
 std::vector<int64_t> col_split(const Steps& st, int64_t H, int64_t G) {
   const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
