@@ -74,6 +74,16 @@ def outputs_and_grads(run, mode, x, batch_sizes, state, weights, reverse):
     return [o.detach() for o in outs], list(grads)
 
 
+def readable_in_float64(mode, x, batch_sizes, state, weights, reverse):
+    """The readable path's outputs and gradients on float64 copies of the case (the reference for float32)."""
+
+    def to64(t):
+        return None if t is None else t.detach().double().requires_grad_()
+
+    x64, state64, weights64 = to64(x), tuple(map(to64, state)), tuple(map(to64, weights))
+    return outputs_and_grads(_run_direction_readable, mode, x64, batch_sizes, state64, weights64, reverse)
+
+
 def fused_runner(backend: str):
     def run(mode, x, batch_sizes, state, weights, reverse):
         return fused._run_direction(mode, x, batch_sizes, state, weights, reverse, backend=backend)
@@ -157,14 +167,7 @@ def test_float32_on_a_larger_case(backend, mode, proj, reverse):
     got_outs, got_grads = outputs_and_grads(
         fused_runner(backend), mode, x, batch_sizes, state, weights, reverse
     )
-
-    def to64(t):
-        return None if t is None else t.detach().double().requires_grad_()
-
-    x64, state64, weights64 = to64(x), tuple(map(to64, state)), tuple(map(to64, weights))
-    want_outs, want_grads = outputs_and_grads(
-        _run_direction_readable, mode, x64, batch_sizes, state64, weights64, reverse
-    )
+    want_outs, want_grads = readable_in_float64(mode, x, batch_sizes, state, weights, reverse)
     for got, want in zip(got_outs + got_grads, want_outs + want_grads, strict=True):
         # float32's rounding, accumulated over 40 steps and sums of ~1500 rows, relative to the tensor's scale
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
@@ -188,8 +191,8 @@ def test_two_threads_split_by_rows_or_by_hidden_units(monkeypatch, mode, proj, r
     """The C++ forward shares a step out between threads by rows or by hidden units (each thread its own
     slice of W_hh, 67 units cut at 32: not a multiple of 16 or of the 8-wide vectors); both give the
     readable path's outputs and gradients, and the no-grad pass the training pass's numbers (to rounding:
-    BLAS may sum in another order for buffers at other addresses). (The
-    LSTM with a projection always splits by rows: it needs all of m for m W_hr^T.)"""
+    BLAS may sum in another order for buffers at other addresses). The LSTM with a projection always
+    splits by rows: it needs all of m for m W_hr^T."""
     if not fused.extension_available():
         pytest.skip("RNNLAB_NO_EXT is set: the C++ back end is off")
     monkeypatch.setenv("RNNLAB_FUSED_SPLIT", split)
@@ -199,14 +202,7 @@ def test_two_threads_split_by_rows_or_by_hidden_units(monkeypatch, mode, proj, r
     got_outs, got_grads = outputs_and_grads(
         fused_runner("cpp"), mode, x, batch_sizes, state, weights, reverse
     )
-
-    def to64(t):
-        return None if t is None else t.detach().double().requires_grad_()
-
-    x64, state64, weights64 = to64(x), tuple(map(to64, state)), tuple(map(to64, weights))
-    want_outs, want_grads = outputs_and_grads(
-        _run_direction_readable, mode, x64, batch_sizes, state64, weights64, reverse
-    )
+    want_outs, want_grads = readable_in_float64(mode, x, batch_sizes, state, weights, reverse)
     for got, want in zip(got_outs + got_grads, want_outs + want_grads, strict=True):
         if dtype == torch.float64:
             torch.testing.assert_close(got, want, **tol(dtype))
