@@ -551,7 +551,11 @@ def main() -> None:
             )
 
     # the options as given, the output path left out (a local path says nothing about the run)
-    command_args = [a for a in sys.argv[1:] if a != "--out" and (args.out is None or a != str(args.out))]
+    command_args = [
+        a
+        for a in sys.argv[1:]
+        if a != "--out" and not a.startswith("--out=") and (args.out is None or a != str(args.out))
+    ]
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, AttributeError):
         cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
