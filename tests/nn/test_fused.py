@@ -1,6 +1,6 @@
 """The fast path (rnnlab.nn.fused) against the readable one, on both back ends (C++ and pure PyTorch).
 
-The readable runner, ``rnnlab.nn.recurrent._run_direction_readable``, is the reference: same inputs,
+The readable runner, ``rnnlab.nn._loop.run_direction_readable``, is the reference: same inputs,
 same weights; outputs, final states and every gradient must match, over modes x bias x projection x
 direction x padded/packed x float32/float64. Then gradcheck in float64, double backward, the no-grad
 path, the back-end selection (extension, RNNLAB_NO_EXT, a failed build) and ``supports``.
@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab.nn as rnn
 from rnnlab.nn import fused
-from rnnlab.nn.recurrent import _run_direction_readable
+from rnnlab.nn._loop import run_direction_readable as _run_direction_readable
 
 BACKENDS = ["cpp", "torch"]
 # (mode, with projection): the LSTM is run with and without W_hr

@@ -2,7 +2,7 @@
 
 :mod:`rnnlab.nn.recurrent` calls :func:`run_direction` for each (layer, direction) wherever
 :func:`supports` says it applies and the layer's ``use_fused`` flag is on (the default); otherwise it runs
-the readable loop, ``rnnlab.nn.recurrent._run_direction_readable``. Both take and return the same things,
+the readable loop, :func:`rnnlab.nn._loop.run_direction_readable`. Both take and return the same things,
 compute the same equations (:mod:`rnnlab.nn.functional`) and are tested against each other and torch.nn.
 
 What makes it fast, against a per-step loop of autograd ops:
@@ -78,6 +78,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from rnnlab.nn._loop import run_direction_readable
 
 __all__ = ["supports", "run_direction", "extension_available", "build_extension", "FusedExtensionWarning"]
 
@@ -458,15 +460,13 @@ class _FusedDirection(torch.autograd.Function):
 
 def _readable_grads(mode, shape, batch_sizes, reverse, inputs, needs, dy, dhn, dcn):
     """Gradients (one per input, None where not needed) through the readable path, keeping their graph."""
-    from rnnlab.nn.recurrent import _run_direction_readable  # here: recurrent imports this module
-
     name = {code: mode_name for mode_name, code in MODES.items()}[mode]
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr = inputs
     x_in = x if shape is None else x.reshape(shape)
     state = (h0, c0) if mode == LSTM else (h0,)
     weights = (w_ih, w_hh, b_ih, b_hh, w_hr) if mode == LSTM else (w_ih, w_hh, b_ih, b_hh)
     with torch.enable_grad():
-        out, final = _run_direction_readable(
+        out, final = run_direction_readable(
             name, x_in, batch_sizes if shape is None else None, state, weights, reverse
         )
         out = out.reshape(-1, out.size(-1))  # (N, P), as the fused forward returned it

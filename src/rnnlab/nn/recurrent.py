@@ -3,8 +3,9 @@
 The pieces, from the inside out (Cell -> time -> direction -> stack, as in torch's custom_lstms):
 
 * a **step** from :mod:`rnnlab.nn.functional` holds the gate math;
-* :func:`_run_direction_readable` walks one direction of one layer through time, forward or reversed,
-  over a padded ``(T, B, H_in)`` tensor or a PackedSequence's data (where the batch shrinks at each step);
+* :func:`rnnlab.nn._loop.run_direction_readable` walks one direction of one layer through time, forward
+  or reversed, over a padded ``(T, B, H_in)`` tensor or a PackedSequence's data (where the batch shrinks
+  at each step);
 * :class:`RNNBase` validates the input, stacks layers and directions, applies inter-layer dropout and
   handles the input forms (batched, batch_first, unbatched, PackedSequence sorted or not).
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as torch_F
@@ -35,87 +36,11 @@ from torch import Tensor, nn
 from torch.nn import Parameter, init
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnlab.nn import functional as F
+from rnnlab.nn import fused as _fused
+from rnnlab.nn._loop import State, Weights
+from rnnlab.nn._loop import run_direction_readable as _run_direction_readable
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
-
-try:  # the fast path is being written alongside; until it lands every layer runs the readable loop
-    from rnnlab.nn import fused as _fused
-except ImportError:  # pragma: no cover
-    _fused = None
-
-State = tuple[Tensor, ...]
-Weights = tuple[Tensor | None, ...]
-
-
-def _run_direction_readable(
-    mode: str,
-    x: Tensor,
-    batch_sizes: Sequence[int] | None,
-    state: State,
-    weights: Weights,
-    reverse: bool,
-) -> tuple[Tensor, State]:
-    """Run one direction of one layer through time, one step at a time.
-
-    Args:
-        mode: ``"RNN_TANH"``, ``"RNN_RELU"``, ``"LSTM"`` or ``"GRU"``.
-        x: ``(T, B, H_in)``, or PackedSequence data ``(sum(batch_sizes), H_in)`` when ``batch_sizes``
-            is given.
-        batch_sizes: None, or the packed batch size of each step (non-increasing; the first
-            ``batch_sizes[t]`` sequences are active at step ``t``).
-        state: ``(h_0,)``, or ``(h_0, c_0)`` for the LSTM; each ``(B, ·)``.
-        weights: ``(W_ih, W_hh, b_ih, b_hh)``, plus ``W_hr`` (or None) for the LSTM.
-        reverse: walk from the last step to the first.
-
-    Returns:
-        ``(output, final_state)``: output ``(T, B, P)`` (or packed ``(N, P)``); each sequence's final state
-        is taken after its own last step (forward) or after step 0 (reverse).
-    """
-    step = F.STEPS[mode]
-    is_lstm = mode == "LSTM"
-
-    if batch_sizes is None:
-        xs = x.unbind(0)  # T x (B, H_in); unbind, not x[t], keeps backward linear in T
-        sizes = [x.size(1)] * len(xs)
-    else:
-        xs = x.split(list(batch_sizes))  # T x (batch_sizes[t], H_in)
-        sizes = list(batch_sizes)
-    T = len(xs)
-
-    def advance(x_t: Tensor, current: State) -> State:
-        if is_lstm:
-            return step(x_t, (current[0], current[1]), *weights)
-        return (step(x_t, current[0], *weights),)
-
-    outputs: list[Tensor] = [x.new_empty(0)] * T
-    if not reverse:
-        current = state
-        finished: list[State] = []  # rows whose sequence has ended, latest-ending first
-        for t in range(T):
-            bs = sizes[t]
-            if bs < current[0].size(0):  # some sequences ended at t-1: set their final state aside
-                finished.append(tuple(s[bs:] for s in current))
-                current = tuple(s[:bs] for s in current)
-            current = advance(xs[t], current)
-            outputs[t] = current[0]
-        pieces = [current, *reversed(finished)]
-        final = tuple(
-            torch.cat([p[k] for p in pieces]) if len(pieces) > 1 else current[k] for k in range(len(state))
-        )
-    else:
-        current = tuple(s[: sizes[-1]] for s in state) if T else state
-        for t in range(T - 1, -1, -1):
-            bs = sizes[t]
-            if bs > current[0].size(0):  # longer sequences join the reverse pass here, from h_0
-                current = tuple(
-                    torch.cat([c, s[c.size(0) : bs]]) for c, s in zip(current, state, strict=True)
-                )
-            current = advance(xs[t], current)
-            outputs[t] = current[0]
-        final = current
-    output = torch.cat(outputs) if batch_sizes is not None else torch.stack(outputs)
-    return output, final
 
 
 class RNNBase(nn.Module):
@@ -308,7 +233,7 @@ class RNNBase(nn.Module):
         self, x: Tensor, state: State, weights: Weights
     ) -> Callable[..., tuple[Tensor, State]]:
         """The fused runner where it applies (and is enabled), else the readable loop."""
-        if self.use_fused and _fused is not None and _fused.supports(self.mode, x, state, weights):
+        if self.use_fused and _fused.supports(self.mode, x, state, weights):
             return _fused.run_direction
         return _run_direction_readable
 
