@@ -14,9 +14,9 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
     "${PIP[@]}" install "torch==2.13.0"
 fi
-# setuptools/wheel for the editable install; then rnnlab with its task and dev extras.
+# setuptools/wheel for the editable install; then rnnlab with its task, export and dev extras.
 "${PIP[@]}" install "setuptools>=68" wheel
-"${PIP[@]}" install --no-build-isolation -e ".[tasks,dev]"
+"${PIP[@]}" install --no-build-isolation -e ".[tasks,export,dev]"
 
 # Compile the fused C++ RNN kernels now (about a minute, once; cached), so the first training run or test
 # session does not pay for it. Not fatal: without a compiler rnnlab falls back to the pure-PyTorch fused path.
