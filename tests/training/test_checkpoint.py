@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import pickle
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -158,11 +161,15 @@ def test_interrupt_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
         ("wrong_format", "expected format 'rnnlab-checkpoint'"),
         ("wrong_version", "version 2 is not supported"),
         ("pickled_code", "weights_only=True"),
+        ("unlisted_trainer_state", "trainer_state.pt is not part of this checkpoint"),
+        ("no_trainer_state", "incomplete: trainer_state.pt is missing"),
+        ("bad_digests", "must map file names to hex digests"),
     ],
 )
 def test_broken_checkpoints_raise_checkpoint_error_naming_the_path(tmp_path, breakage, message):
     path = tmp_path / "ck"
-    save_checkpoint(path, _model(0), {"epoch": 1})
+    with_state = breakage == "no_trainer_state"
+    save_checkpoint(path, _model(0), {"epoch": 1}, optimizer_state={"step": 1} if with_state else None)
     weights, meta = path / "model.safetensors", path / "meta.json"
     if breakage == "missing_dir":
         path = tmp_path / "nowhere"
@@ -186,8 +193,21 @@ def test_broken_checkpoints_raise_checkpoint_error_naming_the_path(tmp_path, bre
         )
         meta.write_text(json.dumps(data))
     elif breakage == "pickled_code":
-        # A pickle that would call os.system on load: weights_only=True must refuse it, not run it.
-        (path / "trainer_state.pt").write_bytes(pickle.dumps(_Exploit()))
+        # A pickle that would call os.system on load: weights_only=True must refuse it, not run it. The
+        # digest guards against damage, not against an attacker, who can record the file's digest too.
+        payload = pickle.dumps(_Exploit())
+        (path / "trainer_state.pt").write_bytes(payload)
+        data = json.loads(meta.read_text())
+        data["sha256"]["trainer_state.pt"] = hashlib.sha256(payload).hexdigest()
+        meta.write_text(json.dumps(data))
+    elif breakage == "unlisted_trainer_state":
+        (path / "trainer_state.pt").write_bytes(pickle.dumps({"step": 1}))
+    elif breakage == "no_trainer_state":
+        (path / "trainer_state.pt").unlink()
+    elif breakage == "bad_digests":
+        data = json.loads(meta.read_text())
+        data["sha256"] = ["not", "a", "dict"]
+        meta.write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match=message) as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
@@ -237,3 +257,78 @@ def test_atomic_write_helpers(tmp_path, monkeypatch):
         atomic_write_text(target, "new")
     assert target.read_text(encoding="utf-8") == "数据\n"  # old content intact
     assert sorted(p.name for p in target.parent.iterdir()) == ["log.csv"]  # no temporary left
+
+
+def _tensor_data_span(weights: bytes) -> tuple[int, int]:
+    """Byte range of a safetensors file's tensor data: after the u64 header length and the JSON header."""
+    header_len = int.from_bytes(weights[:8], "little")
+    return 8 + header_len, len(weights)
+
+
+def test_bytes_overwritten_inside_the_tensor_data_are_detected(tmp_path):
+    model = _model(0)
+    path = save_checkpoint(tmp_path / "ck", model, {"epoch": 1}, optimizer_state={"step": 4})
+    torch.testing.assert_close(load_checkpoint(path).state_dict["rnn.weight_ih_l0"], model.rnn.weight_ih_l0)
+
+    weights = (path / "model.safetensors").read_bytes()
+    start, end = _tensor_data_span(weights)
+    middle = (start + end) // 2
+    damaged = bytearray(weights)
+    damaged[middle : middle + 4] = b"\xff\xff\xff\x7f"  # a float32 NaN pattern over one weight
+    (path / "model.safetensors").write_bytes(bytes(damaged))
+    from safetensors.torch import load
+
+    assert load(bytes(damaged)).keys() == load(weights).keys()  # still parses: only the digest can tell
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupted") as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert hashlib.sha256(weights).hexdigest() in message  # expected
+    assert hashlib.sha256(bytes(damaged)).hexdigest() in message  # got
+
+    (path / "model.safetensors").write_bytes(weights)  # repaired: loads again
+    state = (path / "trainer_state.pt").read_bytes()
+    (path / "trainer_state.pt").write_bytes(state[:-1] + bytes([state[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="trainer_state.pt is corrupted"):
+        load_checkpoint(path)
+
+
+def test_checkpoints_saved_before_the_digests_still_load(tmp_path, caplog):
+    model = _model(0)
+    path = save_checkpoint(tmp_path / "ck", model, {"epoch": 1}, optimizer_state={"step": 4})
+    data = json.loads((path / "meta.json").read_text())
+    assert set(data["sha256"]) == {"model.safetensors", "trainer_state.pt"}
+    del data["sha256"]  # the format as written before this change
+    (path / "meta.json").write_text(json.dumps(data))
+    with caplog.at_level(logging.INFO, logger="rnnlab"):
+        ckpt = load_checkpoint(path)
+    assert ckpt.meta == {"epoch": 1} and ckpt.trainer_state == {"step": 4}
+    torch.testing.assert_close(ckpt.state_dict["out.bias"], model.out.bias)
+    notes = [r for r in caplog.records if "no file digests" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO
+
+
+def test_non_finite_meta_values_are_written_as_null(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="rnnlab"):
+        path = save_checkpoint(tmp_path / "ck", {}, {"metrics": {"f1": float("nan"), "ppl": float("inf")}})
+    text = (path / "meta.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))["metrics"] == {
+        "f1": None,
+        "ppl": None,
+    }
+    assert load_checkpoint(path).meta == {"metrics": {"f1": None, "ppl": None}}
+    assert any("metrics.f1, metrics.ppl" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_checkpoint_files_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
+    previous = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path / "runs" / "ck", _model(0), {"epoch": 1}, optimizer_state={"s": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == dir_mode
+    assert stat.S_IMODE(path.parent.stat().st_mode) == dir_mode  # the missing parent, made on the way
+    for name in ("model.safetensors", "meta.json", "trainer_state.pt"):
+        assert stat.S_IMODE((path / name).stat().st_mode) == file_mode, name

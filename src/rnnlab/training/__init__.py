@@ -1,4 +1,4 @@
-"""Training: the task-agnostic loop, atomic checkpoints and evaluation metrics.
+"""Training: the task-agnostic loop, atomic checkpoints, strict-JSON file writing and evaluation metrics.
 
 ``from rnnlab.training import Trainer, TrainerConfig, save_checkpoint, load_checkpoint, accuracy, ...``
 """
@@ -6,13 +6,12 @@
 from rnnlab.training.checkpoint import (
     Checkpoint,
     CheckpointError,
-    atomic_write_bytes,
-    atomic_write_text,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
+from rnnlab.training.files import atomic_write_bytes, atomic_write_json, atomic_write_text, dumps_json
 from rnnlab.training.metrics import (
     accuracy,
     bits_per_char,
@@ -34,7 +33,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "atomic_write_bytes",
+    "atomic_write_json",
     "atomic_write_text",
+    "dumps_json",
     "get_rng_state",
     "load_checkpoint",
     "save_checkpoint",

@@ -4,28 +4,40 @@ A checkpoint is a directory::
 
     <path>/
         model.safetensors   weights (safetensors: a flat tensor table, no pickle)
-        meta.json           {"format": "rnnlab-checkpoint", "version": 1, ...the caller's meta}
+        meta.json           {"format": "rnnlab-checkpoint", "version": 1, "sha256": {file: digest},
+                            ...the caller's meta}
         trainer_state.pt    optional: optimizer / step / RNG states, read with torch.load(weights_only=True)
+
+Integrity. ``meta.json``'s ``"sha256"`` maps each other file of the checkpoint to the SHA-256 digest of its
+bytes, and :func:`load_checkpoint` checks them before parsing anything. A safetensors file is a JSON header
+and raw tensor bytes: bytes overwritten inside the tensor data still parse, and the model would answer NaN
+or nonsense without any error; the digest turns that into a :class:`CheckpointError`. (This detects damage,
+not tampering: whoever can rewrite the weights can rewrite ``meta.json`` too. Refusing to run code is what
+keeps a hostile checkpoint harmless: safetensors, JSON and ``weights_only=True``.) Checkpoints written before
+the digests were added have no ``"sha256"`` key; they load, with a logged note that they cannot be verified.
 
 Atomicity. Every file is first written into a hidden temporary sibling directory and fsynced. The swap is
 then ``os.replace(path, <path>.old)``, ``os.replace(tmp, path)``, fsync of the parent, and removal of
 ``<path>.old``. POSIX cannot atomically replace a non-empty directory, so there is one window, between the two
 ``rename`` calls, during which ``path`` does not exist; a crash exactly there leaves the previous, complete
 checkpoint at ``<path>.old``, and :func:`load_checkpoint` (and the next :func:`save_checkpoint`) restore it
-from there. At no point can a reader see a half-written checkpoint at ``path``.
+from there. At no point can a reader see a half-written checkpoint at ``path``. Files and directories are
+created with plain ``open`` / ``mkdir``, so their modes follow the umask (``0o644`` / ``0o755`` under
+``022``).
 
-:func:`atomic_write_bytes` / :func:`atomic_write_text` give the same guarantee for single files (metrics CSVs,
-config JSON, plots): a temporary sibling file, fsync, ``os.replace``.
+:func:`atomic_write_bytes` / :func:`atomic_write_text` (from :mod:`rnnlab.training.files`) give the same
+guarantee for single files (metrics CSVs, config JSON, plots): a temporary sibling file, fsync,
+``os.replace``.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import random
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +46,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from rnnlab.training.files import atomic_write_bytes, atomic_write_text, dumps_json, sha256_bytes
+from rnnlab.training.files import fsync_dir as _fsync_dir
 
 __all__ = [
     "FORMAT",
@@ -53,7 +68,10 @@ VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
 TRAINER_STATE_FILE = "trainer_state.pt"
-_RESERVED_META_KEYS = ("format", "version")
+DIGESTS_KEY = "sha256"  # meta.json: file name -> hex SHA-256 of that file's bytes
+_RESERVED_META_KEYS = ("format", "version", DIGESTS_KEY)
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -78,51 +96,11 @@ class Checkpoint:
     trainer_state: dict[str, Any] | None = None
 
 
-def _fsync_dir(path: Path) -> None:
-    """Persist a directory entry (the rename itself); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
+    with open(path, "wb") as f:  # a plain open: the mode follows the umask
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
-
-    Creates missing parent directories. Returns the path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:  # KeyboardInterrupt included: never leave the temporary file behind
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
-    """:func:`atomic_write_bytes` for text (UTF-8 by default, ``\\n`` line endings kept as given)."""
-    return atomic_write_bytes(path, text.encode(encoding))
 
 
 def _storage_key(t: Tensor) -> tuple[str, int]:
@@ -170,7 +148,8 @@ def save_checkpoint(
         path: the checkpoint directory; its parent is created if missing, a previous checkpoint is replaced.
         model: a module (its ``state_dict()`` is saved; DDP is unwrapped) or a name -> tensor dict.
         meta: JSON-serializable dict (config, vocabulary, label names, metrics, epoch...). The keys
-            ``"format"`` and ``"version"`` are reserved.
+            ``"format"``, ``"version"`` and ``"sha256"`` are reserved. NaN and infinite numbers are written
+            as ``null`` (with a logged warning; see :func:`rnnlab.training.files.dumps_json`).
         optimizer_state: optional dict of optimizer / scheduler / RNG states (tensors, numbers, strings,
             lists, tuples, dicts only), saved with ``torch.save`` and read back with ``weights_only=True``.
     """
@@ -191,10 +170,6 @@ def save_checkpoint(
     clash = [k for k in _RESERVED_META_KEYS if k in meta]
     if clash:
         raise ValueError(f"meta keys {clash} are reserved for the checkpoint format; rename them")
-    try:
-        meta_text = json.dumps({"format": FORMAT, "version": VERSION, **meta}, indent=2, ensure_ascii=False)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"meta must be JSON-serializable: {e}") from e
     trainer_bytes = None
     if optimizer_state is not None:
         buf = io.BytesIO()
@@ -204,6 +179,14 @@ def save_checkpoint(
     from safetensors.torch import save  # lazy: safetensors ships with the 'tasks' extra
 
     weights = save(_to_savable(state))
+    digests = {WEIGHTS_FILE: sha256_bytes(weights)}
+    if trainer_bytes is not None:
+        digests[TRAINER_STATE_FILE] = sha256_bytes(trainer_bytes)
+    header = {"format": FORMAT, "version": VERSION, DIGESTS_KEY: digests}
+    try:  # NaN / infinity become null (with a warning): meta.json stays valid JSON for every reader
+        meta_text = dumps_json({**header, **meta}, f"{path / META_FILE}")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"meta must be JSON-serializable: {e}") from e
 
     path.parent.mkdir(parents=True, exist_ok=True)
     _recover_interrupted_swap(path)
@@ -236,9 +219,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     """Read a checkpoint written by :func:`save_checkpoint`; no code from the files is executed.
 
     Raises:
-        CheckpointError: naming the path, when the directory or a required file is missing, the weights are
-            corrupted, ``meta.json`` is not valid JSON or has an unknown format / version, or the trainer
-            state cannot be read with ``weights_only=True``.
+        CheckpointError: naming the path, when the directory or a required file is missing, a file's bytes
+            do not match the SHA-256 digest recorded in ``meta.json`` (naming the file and both digests),
+            the weights cannot be parsed, ``meta.json`` is not valid JSON or has an unknown format / version,
+            or the trainer state cannot be read with ``weights_only=True``.
     """
     path = Path(path)
     old = path.with_name(path.name + ".old")
@@ -265,27 +249,68 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             f"checkpoint {str(path)!r}: format version {meta.get('version')!r} is not supported "
             f"(this rnnlab reads version {VERSION})"
         )
+    digests = meta.get(DIGESTS_KEY)
     for key in _RESERVED_META_KEYS:
-        meta.pop(key)
+        meta.pop(key, None)
+    has_trainer_state = (path / TRAINER_STATE_FILE).is_file()
+    read = _verified_reader(path, digests, has_trainer_state)
 
     from safetensors.torch import load
 
+    weights = read(WEIGHTS_FILE)
     try:
-        state_dict = load((path / WEIGHTS_FILE).read_bytes())
+        state_dict = load(weights)
     except Exception as e:  # safetensors raises its own SafetensorError (and others) on bad bytes
         raise CheckpointError(f"checkpoint {str(path)!r}: {WEIGHTS_FILE} is corrupted ({e})") from e
     state_dict = {k: v.to(device) for k, v in state_dict.items()}
 
     trainer_state = None
-    if (path / TRAINER_STATE_FILE).is_file():
+    if has_trainer_state:
+        data = read(TRAINER_STATE_FILE)
         try:
             # always on the CPU: RNG states must stay there, and optimizers move their state to the parameters
-            trainer_state = torch.load(path / TRAINER_STATE_FILE, map_location="cpu", weights_only=True)
+            trainer_state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:
             raise CheckpointError(
                 f"checkpoint {str(path)!r}: {TRAINER_STATE_FILE} cannot be read with weights_only=True ({e})"
             ) from e
     return Checkpoint(path=path, state_dict=state_dict, meta=meta, trainer_state=trainer_state)
+
+
+def _verified_reader(path: Path, digests: Any, has_trainer_state: bool):
+    """A function file name -> bytes that checks each file against ``digests`` (``meta.json``'s "sha256").
+
+    ``digests`` None: a checkpoint from before the digests; its files are read unchecked, with a note.
+    """
+    where = f"checkpoint {str(path)!r}"
+    if digests is None:
+        logger.info("%s: %s has no file digests (saved by an older rnnlab); not verified", where, META_FILE)
+        return lambda name: (path / name).read_bytes()
+    if not isinstance(digests, dict) or not all(isinstance(v, str) for v in digests.values()):
+        raise CheckpointError(
+            f"{where}: {META_FILE}'s {DIGESTS_KEY!r} must map file names to hex digests, got {digests!r}"
+        )
+    if WEIGHTS_FILE not in digests:
+        raise CheckpointError(f"{where}: {META_FILE} records no {DIGESTS_KEY} digest for {WEIGHTS_FILE}")
+    if has_trainer_state and TRAINER_STATE_FILE not in digests:
+        raise CheckpointError(
+            f"{where}: {TRAINER_STATE_FILE} is not part of this checkpoint ({META_FILE} records no digest "
+            "for it); remove it or save the checkpoint again"
+        )
+    if not has_trainer_state and TRAINER_STATE_FILE in digests:
+        raise CheckpointError(f"{where} is incomplete: {TRAINER_STATE_FILE} is missing")
+
+    def read(name: str) -> bytes:
+        data = (path / name).read_bytes()
+        got = sha256_bytes(data)
+        if got != digests[name]:
+            raise CheckpointError(
+                f"{where}: {name} is corrupted: its bytes do not match the digest recorded at save time "
+                f"(sha256 expected {digests[name]}, got {got}); restore the file or train again"
+            )
+        return data
+
+    return read
 
 
 def get_rng_state() -> dict:
