@@ -17,6 +17,12 @@ broadcasts rank 0's RNG states at the start of each epoch, so shuffling driven b
 The training loss is all-reduced; validation runs on rank 0 over the whole validation set, which keeps
 non-decomposable metrics (F1, BLEU) exact, and its metrics are broadcast so that every rank takes the same
 early-stopping decision. Only rank 0 writes files and shows the progress bar.
+
+What the user sees (:mod:`rnnlab.training.report`): with ``progress=True``, a ``tqdm.auto`` bar per epoch on a
+terminal or in a notebook, and one table row per epoch on stderr, unless the application's logging shows
+the trainer's records itself; early stopping and Ctrl-C (with how to resume) are reported when they happen.
+Every line is also a record on the ``rnnlab.training.trainer`` logger (``"epoch %d: %s"`` with the row as a
+dict). A metric that is NaN or infinite is written as ``null`` in the checkpoints' JSON, with a warning.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -48,6 +53,8 @@ from rnnlab.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from rnnlab.training.files import finite_json
+from rnnlab.training.report import Report
 
 __all__ = ["TrainerConfig", "FitResult", "Trainer", "lr_factor", "write_metrics_csv"]
 
@@ -68,7 +75,9 @@ class TrainerConfig:
     monitor: str = "accuracy"  # metric that picks run_dir/best and drives early stopping ("train_loss" too)
     monitor_mode: str = "max"  # "max" | "min": whether a larger or a smaller `monitor` is better
     seed: int = 0  # seeds torch, numpy and python's random at the start of fit
-    progress: bool = True  # tqdm bar with live loss (rank 0, and only when stderr is a terminal)
+    progress: bool = (
+        True  # bar (terminal / notebook) and per-epoch table on stderr, rank 0; False: logging only
+    )
     log_every: int = 10  # refresh the bar's loss every this many steps (reading the loss syncs the device)
     device: str = "cpu"  # "cpu", "cuda", "cuda:1"...; under torchrun "cuda" means cuda:LOCAL_RANK
 
@@ -170,13 +179,25 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 
 
 class Trainer:
-    """Fits models with AdamW; writes ``metrics.csv`` and the checkpoints ``last/`` and ``best/``."""
+    """Fits models with AdamW; writes ``metrics.csv`` and the checkpoints ``last/`` and ``best/``.
 
-    def __init__(self, config: TrainerConfig, run_dir: str | Path):
+    Args:
+        config: the training options.
+        run_dir: where ``metrics.csv``, ``best/`` and ``last/`` go.
+        resume_hint: how the user resumes this run, quoted after Ctrl-C ("interrupted; ... resume with
+            <hint>"). A command line passes its own spelling (``"--resume"``).
+    """
+
+    def __init__(
+        self, config: TrainerConfig, run_dir: str | Path, resume_hint: str = "fit(..., resume=True)"
+    ):
         if not isinstance(config, TrainerConfig):
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
+        if not isinstance(resume_hint, str) or not resume_hint:
+            raise TypeError(f"resume_hint must be a non-empty string, got {resume_hint!r}")
         self.config = config
         self.run_dir = Path(run_dir)
+        self.resume_hint = resume_hint
 
     def fit(
         self,
@@ -254,8 +275,11 @@ class Trainer:
         total_steps = len(train_batches) // self._world * cfg.epochs if sized else None
         if total_steps is None and cfg.lr_schedule != "constant":
             raise ValueError(f"lr_schedule={cfg.lr_schedule!r} needs len(train_batches); use 'constant'")
+        self._report = Report(logger, enabled=cfg.progress and self._rank == 0)
         if self._rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._report_nothing_to_do(state)
+        saved_epoch = state.epoch  # the epoch run_dir/last holds
         try:
             for epoch in range(state.epoch, cfg.epochs):
                 if state.stopped_early:
@@ -275,10 +299,20 @@ class Trainer:
                 improved = self._record(state, row)
                 if self._rank == 0:
                     self._save(model, optimizer, state, meta, improved)
+                    saved_epoch = state.epoch
+                    if state.stopped_early:
+                        self._report_early_stop(state)
         except KeyboardInterrupt:
-            logger.warning(
-                "interrupted; %s holds the last complete epoch, %d", self.run_dir / "last", state.epoch
-            )
+            if self._rank == 0 and saved_epoch > 0:
+                self._report.note(
+                    logging.WARNING,
+                    "interrupted; %s holds epoch %d (the last complete one); resume with %s",
+                    self.run_dir / "last",
+                    saved_epoch,
+                    self.resume_hint,
+                )
+            elif self._rank == 0:
+                self._report.note(logging.WARNING, "interrupted in epoch 1, before any epoch was saved")
             raise
         if restore_best and state.best_epoch > 0:
             if self._distributed:
@@ -298,16 +332,46 @@ class Trainer:
             state.best_value, state.best_epoch, state.best_metrics = row[cfg.monitor], row["epoch"], row
         state.bad_epochs = 0 if improved else state.bad_epochs + 1
         state.stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
-        logger.info("epoch %d: %s", row["epoch"], row)
-        if self._show_progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
+        if self._rank == 0:
+            self._report.epoch(row)
+            bad = finite_json(row)[1]
+            if bad:
+                self._report.note(
+                    logging.WARNING,
+                    "epoch %d: %s not finite (NaN or infinity; written as null in the checkpoints' JSON)",
+                    row["epoch"],
+                    ", ".join(f"{k}={row[k]}" for k in bad),
+                )
         return improved
 
-    @property
-    def _show_progress(self) -> bool:
-        return self.config.progress and self._rank == 0 and sys.stderr.isatty()
+    def _report_early_stop(self, state: _LoopState) -> None:
+        cfg = self.config
+        self._report.note(
+            logging.INFO,
+            "stopped early at epoch %d: %s did not improve for %d %s (best %s=%.4g at epoch %d)",
+            state.epoch,
+            cfg.monitor,
+            state.bad_epochs,
+            "epoch" if state.bad_epochs == 1 else "epochs",
+            cfg.monitor,
+            math.nan if state.best_value is None else state.best_value,
+            state.best_epoch,
+        )
+
+    def _report_nothing_to_do(self, state: _LoopState) -> None:
+        """Say so when a resumed run has nothing left to train (else ``fit`` would return in silence)."""
+        if state.stopped_early:
+            self._report.note(
+                logging.INFO, "nothing to train: %s stopped early at epoch %d", self.run_dir, state.epoch
+            )
+        elif state.epoch >= self.config.epochs:
+            self._report.note(
+                logging.INFO,
+                "nothing to train: %s has completed %d of epochs=%d; raise epochs to train further",
+                self.run_dir,
+                state.epoch,
+                self.config.epochs,
+            )
 
     def _resume(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> _LoopState:
         """Load weights, optimizer, RNG and loop state from ``run_dir/last``."""
@@ -330,8 +394,6 @@ class Trainer:
 
     def _train_epoch(self, model, optimizer, batches, step_fn, state: _LoopState, total_steps: int | None):
         """One pass over this rank's batches; returns (mean training loss over all ranks, last lr)."""
-        from tqdm.auto import tqdm  # lazy: tqdm ships with the 'tasks' extra
-
         cfg = self.config
         model.train()
         device = next(model.parameters()).device
@@ -339,7 +401,7 @@ class Trainer:
         n, lr = 0, cfg.lr
         total = total_steps // cfg.epochs if total_steps is not None else None
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
-        with tqdm(total=total, desc=desc, disable=not self._show_progress, dynamic_ncols=True) as bar:
+        with self._report.bar(total, desc) as bar:
             for batch in _shard(batches, self._rank, self._world):
                 lr = cfg.lr * lr_factor(state.step, total_steps, cfg.warmup_steps, cfg.lr_schedule)
                 for group in optimizer.param_groups:
@@ -357,7 +419,7 @@ class Trainer:
                 loss_sum += loss.detach()
                 n += 1
                 bar.update(1)
-                if self._show_progress and n % cfg.log_every == 0:
+                if not bar.disable and n % cfg.log_every == 0:
                     bar.set_postfix(loss=f"{loss_sum.item() / n:.4f}", lr=f"{lr:.2e}")
         if n == 0:
             raise ValueError(f"train_batches gave rank {self._rank} of {self._world} no batch in this epoch")
@@ -401,6 +463,7 @@ class Trainer:
             "history": state.history,
         }
         ckpt_meta = {**meta, "epoch": state.epoch, "metrics": state.history[-1], "trainer": trainer_meta}
+        ckpt_meta = finite_json(ckpt_meta)[0]  # NaN -> null; _record has warned once, at the epoch it came
         if improved:
             save_checkpoint(self.run_dir / "best", model, ckpt_meta)
         trainer_state = {"optimizer": optimizer.state_dict(), "loop": asdict(state), "rng": get_rng_state()}
