@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnlab.export.onnx_layers import OPSET, ExportError, layer_spec
 from rnnlab.export.onnx_models import ClassifierModule, DecoderStepModule, EncoderModule, LayerModule
+from rnnlab.export.onnx_scan import expand_lstmp
 
 __all__ = ["to_onnx", "ExportError"]
 
@@ -71,7 +72,10 @@ def _export(module: nn.Module, inputs: dict, outputs: list[str], dynamic: dict |
             verbose=False,
             report=False,
         )
-        program.save(str(path))
+    import onnx
+
+    # An LSTM with projection left placeholder nodes for its recurrence: expand them into Scans.
+    onnx.save(expand_lstmp(program.model_proto), str(path))
     return path
 
 

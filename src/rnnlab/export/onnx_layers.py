@@ -20,8 +20,8 @@ How torch's parameters map onto ONNX's (ONNX operators spec, ``LSTM`` / ``GRU`` 
 * layers stack as successive nodes, ``Y`` (T, D, B, P) transposed and reshaped to (T, B, D*P) between them.
 
 LSTM with ``proj_size`` (LSTMP, Sak et al. 2014: :math:`h_t = W_{hr}(o_t \odot \tanh c_t)`) has no ONNX
-operator: the projection sits inside the recurrence. It becomes an ONNX ``Scan`` (from torch's ``scan``
-higher-order op) whose body is one step, with the same masking of padded steps, so it too keeps a free length.
+operator: the projection sits inside the recurrence. Each direction becomes an ONNX ``Scan`` whose body is
+one step (:mod:`rnnlab.export.onnx_scan`), with padded steps keeping the state, so it too keeps a free length.
 
 Dimension legend: T time, B batch, H_in input size, H hidden size, P = proj_size or H, G gate blocks
 (RNN 1, GRU 3, LSTM 4), D directions, L layers.
@@ -41,6 +41,8 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
 # Position of each ONNX gate block in torch's order: LSTM torch (i, f, g, o) -> ONNX (i, o, f, c);
 # GRU torch (r, z, n) -> ONNX (z, r, h).
 _ONNX_ORDER = {"RNN_TANH": [0], "RNN_RELU": [0], "GRU": [1, 0, 2], "LSTM": [0, 3, 1, 2]}
+# The placeholder of an LSTMP direction's recurrence, expanded into a Scan after the export (onnx_scan.py).
+LSTMP_OP = "rnnlab.export::LSTMPScan"
 _ONNX_OP = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "GRU": "GRU", "LSTM": "LSTM"}
 
 
@@ -123,9 +125,9 @@ class RecurrentGraph(nn.Module):
             ]
             if spec.proj_size:  # LSTMP: torch's layout, used by the Scan step
                 for d, g in enumerate(get):
-                    self.register_buffer(f"W_ih_l{k}_d{d}", g("weight_ih"))  # (4H, H_in)
-                    self.register_buffer(f"W_hh_l{k}_d{d}", g("weight_hh"))  # (4H, P)
-                    self.register_buffer(f"W_hr_l{k}_d{d}", g("weight_hr"))  # (P, H)
+                    self.register_buffer(f"W_ihT_l{k}_d{d}", g("weight_ih").T.contiguous())  # (H_in, 4H)
+                    self.register_buffer(f"W_hhT_l{k}_d{d}", g("weight_hh").T.contiguous())  # (P, 4H)
+                    self.register_buffer(f"W_hrT_l{k}_d{d}", g("weight_hr").T.contiguous())  # (H, P)
                     if spec.bias:
                         self.register_buffer(f"b_l{k}_d{d}", g("bias_ih") + g("bias_hh"))  # (4H,)
                 continue
@@ -194,37 +196,34 @@ class RecurrentGraph(nn.Module):
         return Y, list(outs[1:])
 
     def _lstmp_layer(self, k: int, x: Tensor, mask: Tensor | None, state: tuple[Tensor, ...] | None):
-        """Layer ``k`` of an LSTMP, a Scan per direction: x (T, B, ·) -> (T, B, D*P), [(D, B, P), (D, B, H)].
+        """Layer ``k`` of an LSTMP: x (T, B, ·) -> (T, B, D*P), [(D, B, P), (D, B, H)].
 
-        torch's ``scan`` is a prototype; the dynamo exporter maps it to ONNX's Scan.
+        The input projection of every step is one product here; the recurrence is a placeholder node
+        (:data:`LSTMP_OP`) that :func:`rnnlab.export.onnx_scan.expand_lstmp` replaces by an ONNX Scan after
+        the export. (torch's own ``scan`` also exports to a Scan, but it is a prototype and traces several
+        times slower.)
         """
-        from torch._higher_order_ops.scan import scan
-
         spec = self.spec
         T, B, P, H = x.shape[0], x.shape[1], spec.proj_size, spec.hidden_size
         if mask is None:
             mask = torch.ones(T, B, dtype=torch.bool, device=x.device)  # (T, B)
         outputs, h_n, c_n = [], [], []
         for d in range(spec.directions):
-            W_ih, W_hh = getattr(self, f"W_ih_l{k}_d{d}"), getattr(self, f"W_hh_l{k}_d{d}")
-            W_hr = getattr(self, f"W_hr_l{k}_d{d}")
-            gx = x @ W_ih.T  # (T, B, 4H): the input projection of every step in one product
+            gx = x @ getattr(self, f"W_ihT_l{k}_d{d}")  # (T, B, 4H)
             if spec.bias:
                 gx = gx + getattr(self, f"b_l{k}_d{d}")
             h0 = x.new_zeros(B, P) if state is None else state[0][d]  # (B, P)
             c0 = x.new_zeros(B, H) if state is None else state[1][d]  # (B, H)
-
-            def step(carry, xs, W_hh=W_hh, W_hr=W_hr):
-                h_prev, c_prev = carry
-                gx_t, valid = xs  # (B, 4H), (B, 1)
-                ingate, forgetgate, cellgate, outgate = (gx_t + h_prev @ W_hh.T).chunk(4, dim=-1)
-                c = torch.sigmoid(forgetgate) * c_prev + torch.sigmoid(ingate) * torch.tanh(cellgate)
-                h = (torch.sigmoid(outgate) * torch.tanh(c)) @ W_hr.T  # (B, P): the projection
-                h = torch.where(valid, h, h_prev)  # a padded step keeps the state (PackedSequence semantics)
-                c = torch.where(valid, c, c_prev)
-                return (h, c), h.clone()
-
-            (h, c), y = scan(step, (h0, c0), (gx, mask.unsqueeze(-1)), reverse=d == 1)  # y (T, B, P)
+            inputs = [gx, getattr(self, f"W_hhT_l{k}_d{d}"), getattr(self, f"W_hrT_l{k}_d{d}"),
+                      mask.unsqueeze(-1), h0, c0]  # fmt: skip
+            y, h, c = torch.onnx.ops.symbolic_multi_out(
+                LSTMP_OP,
+                inputs,
+                {"reverse": int(d == 1)},
+                dtypes=[x.dtype] * 3,
+                shapes=[(T, B, P), (B, P), (B, H)],
+                version=1,
+            )
             outputs.append(y)
             h_n.append(h.unsqueeze(0))
             c_n.append(c.unsqueeze(0))
