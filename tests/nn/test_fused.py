@@ -315,28 +315,28 @@ def test_double_backward_matches_readable(backend):
 
 def test_extension_builds_unless_disabled(monkeypatch):
     """On a machine with a compiler (CI included) the C++ back end is what runs by default."""
-    if fused._ext["error"] is None and not fused.extension_available():
+    if fused._build._ext["error"] is None and not fused.extension_available():
         pytest.skip("RNNLAB_NO_EXT is set")
-    assert fused._ext["error"] is None
-    assert fused._backend(None) is not fused._TorchBackend
+    assert fused._build._ext["error"] is None
+    assert fused._backend(None) is not fused._torch_backend
     monkeypatch.setenv("RNNLAB_NO_EXT", "1")
-    assert fused._backend(None) is fused._TorchBackend
+    assert fused._backend(None) is fused._torch_backend
     assert not fused.extension_available()
 
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch):
     monkeypatch.delenv("RNNLAB_NO_EXT", raising=False)
-    monkeypatch.setattr(fused, "_ext", {"tried": False, "ops": None, "error": None})
+    monkeypatch.setattr(fused._build, "_ext", {"tried": False, "ops": None, "error": None})
 
     def broken(verbose=False):
         raise OSError("no compiler here")
 
-    monkeypatch.setattr(fused, "_load", broken)
+    monkeypatch.setattr(fused._build, "_load", broken)
     with pytest.warns(fused.FusedExtensionWarning, match="no compiler here"):
-        assert fused._backend(None) is fused._TorchBackend
+        assert fused._backend(None) is fused._torch_backend
     with pytest.raises(RuntimeError, match="not available"):
         fused._backend("cpp")
-    assert fused._backend(None) is fused._TorchBackend  # no second warning: pytest turns warnings into errors
+    assert fused._backend(None) is fused._torch_backend  # no second warning (warnings are errors in tests)
     x, batch_sizes, state, weights = make_case("GRU", False, True, False, torch.float64)
     out, _ = fused.run_direction("GRU", x, batch_sizes, state, weights, False)
     torch.testing.assert_close(out, _run_direction_readable("GRU", x, batch_sizes, state, weights, False)[0])

@@ -940,12 +940,22 @@ void check_inputs(int64_t mode, const Tensor& x, const Steps& st, const Tensor& 
               "rnnlab fused: weight shapes do not match: W_ih ", w.w_ih.sizes(), ", W_hh ", w.w_hh.sizes());
 }
 
-std::vector<Tensor> fused_forward(int64_t mode, const Tensor& x_, c10::IntArrayRef batch_sizes, const Tensor& h0_,
+// The mode crosses the boundary as torch.nn's name ("LSTM", ...): no numbering shared with Python.
+Mode mode_of(c10::string_view name) {
+  if (name == "RNN_TANH") return RNN_TANH;
+  if (name == "RNN_RELU") return RNN_RELU;
+  if (name == "LSTM") return LSTM;
+  if (name == "GRU") return GRU;
+  TORCH_CHECK(false, "rnnlab fused: mode must be RNN_TANH, RNN_RELU, LSTM or GRU, got ", name);
+}
+
+std::vector<Tensor> fused_forward(c10::string_view mode_name, const Tensor& x_, c10::IntArrayRef batch_sizes, const Tensor& h0_,
                                   const std::optional<Tensor>& c0_, const Tensor& w_ih,
                                   const Tensor& w_hh, const std::optional<Tensor>& b_ih,
                                   const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr,
                                   bool reverse, bool train) {
   at::NoGradGuard no_grad;
+  const int64_t mode = mode_of(mode_name);
   const Steps st(batch_sizes, reverse);
   const Tensor& x = x_;  // read chunk by chunk (chunk_rows), whatever its strides
   const Tensor h0 = h0_.contiguous();
@@ -960,13 +970,14 @@ std::vector<Tensor> fused_forward(int64_t mode, const Tensor& x_, c10::IntArrayR
   return result;
 }
 
-std::vector<Tensor> fused_backward(int64_t mode, const Tensor& dy, const Tensor& dhn, const std::optional<Tensor>& dcn,
+std::vector<Tensor> fused_backward(c10::string_view mode_name, const Tensor& dy, const Tensor& dhn, const std::optional<Tensor>& dcn,
                                    const Tensor& x_, c10::IntArrayRef batch_sizes, const Tensor& h0_,
                                    const std::optional<Tensor>& c0_, const Tensor& w_ih, const Tensor& w_hh,
                                    const std::optional<Tensor>& w_hr, bool has_bias, bool reverse, const Tensor& out,
                                    const Tensor& ws_gates, const Tensor& ws_state, const Tensor& ws_m, bool need_x,
                                    bool need_w) {
   at::NoGradGuard no_grad;
+  const int64_t mode = mode_of(mode_name);
   const Steps st(batch_sizes, reverse);
   const Tensor& x = x_;  // read chunk by chunk (chunk_rows), whatever its strides
   const Tensor h0 = h0_.contiguous();
@@ -989,10 +1000,10 @@ bool blas_linked() { return sgemm_ != nullptr && dgemm_ != nullptr; }
 
 TORCH_LIBRARY(rnnlab_fused, m) {
   m.def(
-      "forward(int mode, Tensor x, int[] batch_sizes, Tensor h0, Tensor? c0, Tensor w_ih, Tensor w_hh, "
+      "forward(str mode, Tensor x, int[] batch_sizes, Tensor h0, Tensor? c0, Tensor w_ih, Tensor w_hh, "
       "Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, bool reverse, bool train) -> Tensor[]");
   m.def(
-      "backward(int mode, Tensor dy, Tensor dhn, Tensor? dcn, Tensor x, int[] batch_sizes, Tensor h0, Tensor? c0, "
+      "backward(str mode, Tensor dy, Tensor dhn, Tensor? dcn, Tensor x, int[] batch_sizes, Tensor h0, Tensor? c0, "
       "Tensor w_ih, Tensor w_hh, Tensor? w_hr, bool has_bias, bool reverse, Tensor out, Tensor ws_gates, "
       "Tensor ws_state, Tensor ws_m, bool need_x, bool need_w) -> Tensor[]");
   m.def("blas_linked() -> bool", [] { return rnnlab::blas_linked(); });
