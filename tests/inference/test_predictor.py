@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -117,3 +118,41 @@ def test_weights_that_do_not_fit_the_config(run):
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(CheckpointError, match="does not describe a valid classifier"):
         Predictor.from_checkpoint(run_dir)
+
+
+def _unknown_warnings(caplog):
+    return [r for r in caplog.records if "unknown to the model" in r.getMessage()]
+
+
+def test_texts_mostly_of_unknown_tokens_are_warned_about(run, caplog):
+    run_dir, _, vocab = run
+    predictor = Predictor.from_checkpoint(run_dir)
+    known = "这个东西"  # every character is in the vocabulary
+    assert all(vocab.encode(CharTokenizer()(known))) and vocab.unk_id not in vocab.encode(list(known))
+    half = "好用xy"  # 2 of 4 unknown: exactly one half, not more
+    most = "好xyz"  # 3 of 4 unknown
+    with caplog.at_level(logging.WARNING, logger="rnnlab"):
+        results = predictor.predict([known, half])
+    assert [r["unknown_share"] for r in results] == [0.0, 0.5]
+    assert not _unknown_warnings(caplog)
+
+    with caplog.at_level(logging.WARNING, logger="rnnlab"):
+        results = predictor.predict([known, most, "hello world"])
+    assert [r["unknown_share"] for r in results] == [0.0, 0.75, 1.0]
+    (record,) = _unknown_warnings(caplog)  # one warning for the call, not one per text
+    message = record.getMessage()
+    assert "2 of 3 texts" in message and "text 2: 75%" in message and "text 3: 100%" in message
+    assert "another language or tokenization" in message
+    assert f"{len(vocab)}-token vocabulary" in message and "CharTokenizer" in message
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rnnlab"):
+        predictor.probabilities(["xyz"])  # the other entry point warns too
+    assert len(_unknown_warnings(caplog)) == 1
+
+
+def test_unknown_share_counts_only_the_tokens_read(run):
+    run_dir, _, _ = run
+    predictor = Predictor.from_checkpoint(run_dir)  # max_len=16
+    (result,) = predictor.predict(["这个东西很好用，物流也快" + "xyzw" * 10])  # the unknown tail is cut off
+    assert result["truncated"] and result["unknown_share"] == pytest.approx(4 / 16)

@@ -4,10 +4,16 @@ A checkpoint is self-describing (config, vocabulary, tokenizer, label names and 
 :mod:`rnnlab.training.checkpoint`), so the predictor needs nothing else: no data set, no training code.
 For each text it returns the label, the probability of every label, the tokens the model read and, when the
 model pools with attention, each token's attention weight.
+
+A text the model mostly cannot read (more than half of its tokens are not in the training vocabulary and
+become ``<unk>``) still gets a label, but one that says little: the predictor logs one warning per call
+naming those texts and their share of unknown tokens (:data:`UNKNOWN_SHARE_WARNING` is the threshold). The
+usual cause is a text in another language or script, or a tokenizer other than the one used in training.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +23,10 @@ from rnnlab.data import DataError, TextBatches, Vocab, tokenizer_from_dict
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
 from rnnlab.training.checkpoint import CheckpointError, load_checkpoint
 
-__all__ = ["Predictor", "encode_texts", "resolve_checkpoint"]
+__all__ = ["Predictor", "UNKNOWN_SHARE_WARNING", "encode_texts", "resolve_checkpoint", "unknown_shares"]
+
+logger = logging.getLogger(__name__)
+UNKNOWN_SHARE_WARNING = 0.5  # warn when more than this share of a text's tokens read are <unk>
 
 
 def encode_texts(
@@ -34,6 +43,38 @@ def encode_texts(
         counts.append(len(tokens))
         ids.append(vocab.encode(tokens[:max_len]) or [vocab.unk_id])
     return ids, counts
+
+
+def unknown_shares(ids: Sequence[Sequence[int]], counts: Sequence[int], unk_id: int) -> list[float]:
+    """Per text, the share of the tokens read that are ``unk_id`` (0.0 for a text without tokens).
+
+    ``ids`` and ``counts`` as :func:`encode_texts` returns them.
+
+    >>> unknown_shares([[1, 5, 1], [7], [1]], [3, 1, 0], unk_id=1)
+    [0.6666666666666666, 0.0, 0.0]
+    """
+    return [
+        sum(i == unk_id for i in seq) / len(seq) if n else 0.0 for seq, n in zip(ids, counts, strict=True)
+    ]
+
+
+def _warn_if_mostly_unknown(shares: list[float], vocab_size: int, tokenizer) -> None:
+    mostly = [(i, share) for i, share in enumerate(shares) if share > UNKNOWN_SHARE_WARNING]
+    if not mostly:
+        return
+    shown = ", ".join(f"text {i + 1}: {share:.0%}" for i, share in mostly[:5])
+    more = f" and {len(mostly) - 5} more" if len(mostly) > 5 else ""
+    logger.warning(
+        "%d of %d texts are mostly tokens unknown to the model (%s%s of their tokens are <unk>); the "
+        "predictions say little. The text may be in another language or tokenization than the training "
+        "data (%d-token vocabulary, %s).",
+        len(mostly),
+        len(shares),
+        shown,
+        more,
+        vocab_size,
+        type(tokenizer).__name__,
+    )
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -114,7 +155,10 @@ class Predictor:
     @torch.no_grad()
     def _run(self, texts: list[str], batch_size: int):
         """Per length-bucketed batch: (index, probabilities (B, C), attention (B, T) or None, lengths)."""
-        ids, _ = encode_texts(texts, self.tokenizer, self.vocab, self.max_len)
+        ids, counts = encode_texts(texts, self.tokenizer, self.vocab, self.max_len)
+        _warn_if_mostly_unknown(
+            unknown_shares(ids, counts, self.vocab.unk_id), len(self.vocab), self.tokenizer
+        )
         for batch in TextBatches(ids, None, batch_size, shuffle=False, pad_id=self.vocab.pad_id):
             logits, weights = self.model(batch.ids.to(self.device), batch.lengths)
             yield batch.index, torch.softmax(logits.float(), -1).cpu(), weights, batch.lengths
@@ -132,13 +176,15 @@ class Predictor:
 
         Each dict: ``text``, ``label``, ``probabilities`` ({label: p}), ``tokens`` (the tokens read, at most
         ``max_len``), ``attention`` (one weight per token, or None without attention pooling), ``num_tokens``
-        (before truncation) and ``truncated``.
+        (before truncation), ``truncated`` and ``unknown_share`` (the share of the tokens read that are not in
+        the training vocabulary; above one half, one warning is logged for the call).
         """
         texts = self._check(texts)
         results: list[dict] = [{} for _ in texts]
         for index, probs, weights, lengths in self._run(texts, batch_size):
             for row, i in enumerate(index):
                 tokens = self.tokenizer(texts[i])
+                read = tokens[: self.max_len]
                 p = probs[row].tolist()
                 n = int(lengths[row])
                 results[i] = {
@@ -149,5 +195,8 @@ class Predictor:
                     "attention": None if weights is None else weights[row, :n].float().cpu().tolist(),
                     "num_tokens": len(tokens),
                     "truncated": len(tokens) > self.max_len,
+                    "unknown_share": unknown_shares(
+                        [self.vocab.encode(read)], [len(read)], self.vocab.unk_id
+                    )[0],
                 }
         return results
