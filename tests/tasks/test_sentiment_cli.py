@@ -207,12 +207,16 @@ def _bad(capsys, run: Path, *args, match: str) -> None:
     [
         ("model.hidden_size=0", "model.hidden_size: expected an integer >= 1, received 0"),
         ("train.lr=-1", "lr must be > 0, got -1.0"),
-        ("data.max_len=0", "data.max_len: expected >= 1, received 0"),
-        ("data.valid_fraction=0.9", "data.valid_fraction: expected <= 0.5, received 0.9"),
+        ("data.max_len=0", "data.max_len: expected a value in [1, 100000], received 0"),
+        ("data.valid_fraction=0.9", "data.valid_fraction: expected a value in [0.01, 0.5], received 0.9"),
         ("model.dropout=1.5", "model.dropout: expected a probability in [0, 1), received 1.5"),
         ("train.epochs=two", "train.epochs: expected an integer, received 'two'"),
         ("model.hiden_size=3", "unknown config key 'model.hiden_size'; did you mean 'model.hidden_size'?"),
         ("model.cell=transformer", "received 'transformer'"),
+        ("data.n_train=-5", "data.n_train: expected >= 1 or none, received -5"),
+        ("data.batch_size=0", "data.batch_size: expected a value in [1, 8192], received 0"),
+        ("model.vocab_size=10", "model.vocab_size is derived from the data"),
+        ("model.num_classes=3", "model.num_classes is derived from the data"),
     ],
 )
 def test_bad_override(run, data, tmp_path, capsys, override, match):

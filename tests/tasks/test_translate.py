@@ -9,12 +9,12 @@ import struct
 import pytest
 import torch
 
-from rnnlab.data.pairs import ParallelDataConfig
 from rnnlab.data.sources import DataError
 from rnnlab.models.seq2seq import Seq2SeqConfig
 from rnnlab.tasks import task_of_run
 from rnnlab.tasks.config import ConfigError, apply_overrides
 from rnnlab.tasks.translate import (
+    DataConfig,
     TranslateConfig,
     evaluate,
     load_run_config,
@@ -31,14 +31,14 @@ pytestmark = [pytest.mark.xdist_group("translate"), pytest.mark.usefixtures("one
 
 def tiny_config(epochs=2, **data) -> TranslateConfig:
     return TranslateConfig(
-        data=ParallelDataConfig(**{"n_train": 240, "n_valid": 24, "n_test": 24, **data}),
+        data=DataConfig(
+            **{"n_train": 240, "n_valid": 24, "n_test": 24, "batch_size": 48, "eval_batch_size": 64, **data}
+        ),
         model=Seq2SeqConfig(embed_size=16, hidden_size=24, attention_size=16, dropout=0.0),
         # a constant rate, so that epoch 1 of a 1-epoch run equals epoch 1 of a 2-epoch run (resume test)
         train=TrainerConfig(
             epochs=epochs, lr=1e-2, lr_schedule="constant", patience=None, monitor="auto", progress=False
         ),
-        batch_size=48,
-        eval_batch_size=64,
     )
 
 
@@ -55,13 +55,13 @@ def test_train_writes_a_self_describing_run_folder(run):
         assert (run_dir / name).exists(), name
     assert task_of_run(run_dir) == "translate"
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["data"]["train"]["n"] == 240 and info["data"]["test"]["n"] == 24
+    assert info["data"]["train"]["size"] == 240 and info["data"]["test"]["size"] == 24
     config = load_run_config(run_dir)
     assert config.model.tgt_vocab_size == 4 + 11  # specials + digits and "-"
     assert config.train.monitor == "exact_match" and config.decode.max_len == 2 * 10 + 10
     assert len(result.history) == 2 and result.best_epoch in (1, 2)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    assert set(result.valid_metrics) >= {"exact_match", "token_accuracy", "bleu", "loss"}
+    assert set(result.valid_metrics) >= {"exact_match", "token_accuracy", "bleu", "valid_loss", "train_loss"}
     # ten optimizer steps: far from solved, but already well above chance (1 in 15 tokens)
     assert result.test_metrics["token_accuracy"] > 0.15
 
@@ -178,18 +178,15 @@ TINY_OVERRIDES = [
     "model.attention_size=8",
     "train.epochs=1",
     "train.progress=false",
-    "batch_size=32",
+    "data.batch_size=32",
 ]
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """rnnlab's command line with the translate task registered (in case the registry line is not there)."""
-    from rnnlab import cli as cli_module
-    from rnnlab.tasks import TASKS
+def cli():
+    from rnnlab.cli import main
 
-    monkeypatch.setitem(TASKS, "translate", "rnnlab.tasks.translate")
-    return cli_module.main
+    return main
 
 
 def test_command_line_train_evaluate_predict_plot(cli, run, tmp_path, capsys):

@@ -2,40 +2,58 @@
 
 ::
 
-    rnnlab train sentiment [--data reviews-zh|movies-en|PATH] [--valid PATH] --out RUN_DIR [key=value ...]
-    rnnlab train translate [--data dates|de-en|PATH] --out RUN_DIR [key=value ...]
-    rnnlab evaluate RUN_DIR [--data NAME|PATH] [--json]
+    rnnlab train TASK --out RUN_DIR [--data NAME|PATH] [--config FILE] [--print-config] [key=value ...]
+    rnnlab evaluate RUN_DIR [--data NAME|PATH] [--beam N] [--json]
     rnnlab predict RUN_DIR [TEXT ...] [--beam N] [--json]  # texts from stdin, one per line, when none given
     rnnlab plot attention RUN_DIR TEXT -o FILE.png
     rnnlab plot curves RUN_DIR -o FILE.png
+    rnnlab info RUN_DIR [--json]
+    rnnlab tasks | rnnlab datasets [TASK] | rnnlab --version
 
 ``train`` has one sub-command per task in :data:`rnnlab.tasks.TASKS`; ``evaluate``, ``predict`` and
 ``plot attention`` read the task from the run folder and call that task's hook (see :mod:`rnnlab.tasks`).
-User errors (bad data, bad overrides, a missing or corrupted checkpoint) print ``rnnlab: error: ...`` and exit
-with status 2, without a traceback; anything else is a bug and keeps its traceback.
+Building the parser imports neither torch nor any task module (``rnnlab --help`` is instant): a task's own
+train options are added only when that task is named, and the modules of :data:`COMMANDS` are imported only
+when their command runs. User errors (bad data, bad overrides, a missing or corrupted checkpoint) print
+``rnnlab: error: ...`` on one line and exit with status 2, without a traceback; anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
 
-__all__ = ["UserError", "build_parser", "main"]
+from rnnlab.cli.commands import UserError, output_png, version
 
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
-class UserError(Exception):
-    """A mistake in what the user asked for; printed as ``rnnlab: error: <message>``, exit status 2."""
+# Subcommands that live in other packages: name -> (module, one-line help). The module offers
+# ``add_arguments(parser)`` and ``run(args) -> int``, and is imported only when its command is used. Adding a
+# subcommand is one line here, e.g. "export": ("rnnlab.export.cli", "export a run's model to ONNX").
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+# Options of evaluate / predict / plot that only some tasks take (a task lists its own in CLI_OPTIONS):
+# given to a task that does not take them, they are an error, never silently ignored.
+_TASK_OPTIONS = {
+    "beam": "--beam applies to sequence outputs only (beam search decoding)",
+    "text_column": "--text-column applies to labelled data files only",
+    "label_column": "--label-column applies to labelled data files only",
+}
+_DASH_HINT = "a text that starts with '-' goes after '--', e.g. rnnlab predict RUN_DIR -- -text"
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from rnnlab.data import DataError
+    from rnnlab.data.sources import DataError
     from rnnlab.tasks.config import ConfigError
     from rnnlab.training.checkpoint import CheckpointError
 
-    # PermissionError / IsADirectoryError: an output path the user chose cannot be written.
-    return (UserError, DataError, ConfigError, CheckpointError, PermissionError, IsADirectoryError)
+    # PermissionError / IsADirectoryError / NotADirectoryError: an output path the user chose.
+    return (UserError, DataError, ConfigError, CheckpointError, PermissionError, IsADirectoryError,
+            NotADirectoryError)  # fmt: skip
 
 
 class _RowFormatter(logging.Formatter):
@@ -53,103 +71,186 @@ class _RowFormatter(logging.Formatter):
         return super().format(record)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with one ``train`` sub-command per registered task."""
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``rnnlab predict: error: ...``) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _sub(commands, name: str, help: str, examples: list[str], description: str | None = None):
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+    return commands.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_train(commands, task_named: str | None) -> None:
     from rnnlab.tasks import TASKS, get_task
 
-    parser = argparse.ArgumentParser(prog="rnnlab", description="Train, evaluate and use recurrent models.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = commands.add_parser("train", help="train a task's model into a run folder")
-    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
-    for name in TASKS:
-        module = get_task(name)
-        sub = tasks.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        sub.add_argument("--out", required=True, type=Path, help="run folder to write")
+    train = _sub(
+        commands,
+        "train",
+        "train a task's model into a run folder",
+        ["rnnlab train sentiment --out runs/zh", "rnnlab train translate --data dates --out runs/dates"],
+    )
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK", parser_class=_Parser)
+    for name, entry in TASKS.items():
+        sub = tasks.add_parser(name, help=entry.summary, description=entry.summary)
+        sub.add_argument("--out", type=Path, help="run folder to write (required unless --print-config)")
         sub.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-        sub.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+        sub.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace an earlier run in --out (only once the new one has written its first checkpoint)",
+        )
+        sub.add_argument("--config", type=Path, help="start from a saved config.json (overrides still apply)")
+        sub.add_argument(
+            "--print-config", action="store_true", help="print the resolved config as JSON and exit"
+        )
         sub.add_argument(
             "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=3"
         )
-        if hasattr(module, "add_train_arguments"):
-            module.add_train_arguments(sub)
         sub.set_defaults(hook="run_train")
+        if name == task_named:  # the task's own options: its module is imported only when it is named
+            module = get_task(name)
+            if hasattr(module, "add_train_arguments"):
+                module.add_train_arguments(sub)
 
-    evaluate = commands.add_parser("evaluate", help="score a run on its test split or on other data")
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``argv`` tells which task's (or extra command's) own options to add (none for --help)."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    command = words[0] if words else None
+    parser = _Parser(
+        prog="rnnlab",
+        description="Train, evaluate and use recurrent models.",
+        epilog="examples:\n  rnnlab train sentiment --out runs/zh\n  rnnlab predict runs/zh '物流很快'\n"
+        "  rnnlab info runs/zh\n\nrnnlab COMMAND --help tells more about each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rnnlab {version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_train(commands, words[1] if command == "train" and len(words) > 1 else None)
+
+    evaluate = _sub(
+        commands,
+        "evaluate",
+        "score a run on its test split or on other data",
+        ["rnnlab evaluate runs/zh --json", "rnnlab evaluate runs/zh --data other.csv"],
+    )
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--data", help="a bundled data set or a file (default: the run's own test split)")
     evaluate.add_argument("--text-column", help="text column of --data (default: the run's)")
     evaluate.add_argument("--label-column", help="label column of --data (default: the run's)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--beam", type=int, help="beam width for sequence outputs (translate)")
+    evaluate.add_argument("--beam", type=int, help="beam width for sequence outputs (default: the run's)")
     evaluate.set_defaults(hook="run_evaluate")
 
-    predict = commands.add_parser("predict", help="label texts with a trained run")
+    predict = _sub(
+        commands,
+        "predict",
+        "label or translate texts with a trained run",
+        [
+            "rnnlab predict runs/zh '物流很快' --json",
+            "rnnlab predict runs/dates --beam 5 < dates.txt",
+            "rnnlab predict runs/zh -- '-5 stars, never again'",
+        ],  # fmt: skip
+        description=f"Label or translate texts with a trained run; {_DASH_HINT}.",
+    )
     predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     predict.add_argument(
-        "texts", nargs="*", metavar="TEXT", help="texts to label (default: stdin, one per line)"
+        "texts", nargs="*", metavar="TEXT", help="texts (default: stdin, one per line; blank lines skipped)"
     )
     predict.add_argument("--json", action="store_true", help="print one JSON object per text, with attention")
-    predict.add_argument(
-        "--beam", type=int, help="beam width for sequence outputs (translate; default greedy)"
-    )
+    predict.add_argument("--beam", type=int, help="beam width for sequence outputs (default: the run's)")
     predict.set_defaults(hook="run_predict")
 
-    plot = commands.add_parser("plot", help="draw attention heatmaps and training curves")
-    kinds = plot.add_subparsers(dest="kind", required=True, metavar="KIND")
+    plot = _sub(
+        commands,
+        "plot",
+        "draw attention heatmaps and training curves (PNG)",
+        ["rnnlab plot attention runs/zh '物流很快' -o attention.png", "rnnlab plot curves runs/zh -o c.png"],
+    )
+    kinds = plot.add_subparsers(dest="kind", required=True, metavar="KIND", parser_class=_Parser)
+    out_help = "image file to write (.png only; missing folders are created)"
     attention = kinds.add_parser("attention", help="heatmap of the attention over a text's tokens")
     attention.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     attention.add_argument("text", metavar="TEXT")
-    attention.add_argument("-o", "--output", required=True, type=Path, help="image file to write (.png)")
-    attention.add_argument("--beam", type=int, help="beam width for sequence outputs (translate)")
+    attention.add_argument("-o", "--output", required=True, type=Path, help=out_help)
+    attention.add_argument("--beam", type=int, help="beam width for sequence outputs (default: the run's)")
     attention.set_defaults(hook="run_plot_attention")
     curves = kinds.add_parser("curves", help="training loss and validation metrics per epoch")
     curves.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    curves.add_argument("-o", "--output", required=True, type=Path, help="image file to write (.png)")
-    curves.set_defaults(hook=None)
+    curves.add_argument("-o", "--output", required=True, type=Path, help=out_help)
+    curves.set_defaults(func="run_plot_curves")
+
+    info = _sub(
+        commands,
+        "info",
+        "what a run folder holds: task, config, data, metrics, checkpoint sizes",
+        ["rnnlab info runs/zh", "rnnlab info runs/zh --json"],
+    )
+    info.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(hook="run_info")
+
+    tasks = _sub(commands, "tasks", "list the tasks rnnlab can train", ["rnnlab tasks"])
+    tasks.set_defaults(func="run_tasks")
+    datasets = _sub(
+        commands,
+        "datasets",
+        "list each task's bundled data sets and whether they are available here",
+        ["rnnlab datasets", "rnnlab datasets translate --json"],
+    )
+    datasets.add_argument("task", nargs="?", metavar="TASK", help="only this task's data sets")
+    datasets.add_argument("--json", action="store_true", help="print one JSON list")
+    datasets.set_defaults(func="run_datasets")
+
+    for name, (module, help) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help, description=help)
+        if name == command:
+            importlib.import_module(module).add_arguments(sub)
+        sub.set_defaults(extra=module)
     return parser
 
 
-def _plot_curves(args: argparse.Namespace) -> int:
-    """Curves of every per-epoch scalar in ``metrics.csv`` except confusion-matrix counts (``cm_*``)."""
-    import csv
-    import io
-    import tempfile
+def _run_dir_task(run_dir: Path) -> str:
+    from rnnlab.tasks import task_of_run
 
-    from rnnlab.viz.plots import plot_curves
-
-    metrics = args.run_dir / "metrics.csv"
-    if not metrics.is_file():
-        raise UserError(f"{args.run_dir}: no metrics.csv (not a run folder, or no epoch finished yet)")
-    rows = list(csv.DictReader(io.StringIO(metrics.read_text(encoding="utf-8"))))
-    if not rows:
-        raise UserError(f"{metrics}: no epoch recorded yet")
-    columns = [c for c in rows[0] if not c.startswith("cm_")]
-    with tempfile.TemporaryDirectory() as tmp:
-        kept = Path(tmp) / "metrics.csv"
-        with kept.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        print(plot_curves(kept, args.output, title=str(args.run_dir)))
-    return 0
+    if not run_dir.exists():
+        raise UserError(f"{run_dir}: no such run folder")
+    task = task_of_run(run_dir)
+    if task is None:
+        raise UserError(f"{run_dir}: not an rnnlab run folder (no run.json or meta.json naming a task)")
+    return task
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from rnnlab.tasks import get_task, task_of_run
+    from rnnlab.cli import commands
+    from rnnlab.tasks import get_task
 
-    if args.command == "plot" and args.kind == "curves":
-        return _plot_curves(args)
+    if getattr(args, "extra", None):
+        return int(importlib.import_module(args.extra).run(args) or 0)
+    if getattr(args, "output", None) is not None:
+        output_png(args.output)
+    if getattr(args, "func", None):
+        return int(getattr(commands, args.func)(args) or 0)
     if args.command == "train":
-        task = args.task
-    else:
-        if not args.run_dir.exists():
-            raise UserError(f"{args.run_dir}: no such run folder")
-        task = task_of_run(args.run_dir)
-        if task is None:
-            raise UserError(
-                f"{args.run_dir}: not an rnnlab run folder (no run.json or meta.json naming a task)"
-            )
+        from rnnlab.tasks import runs
+
+        module = get_task(args.task)
+        result = runs.train_from_args(args, module)
+        if result is not None:
+            print(module.summary(result))
+        return 0
+    task = _run_dir_task(args.run_dir)
+    if args.command == "info":
+        return commands.run_info(args, task)
     try:
         module = get_task(task)
     except KeyError as err:
@@ -157,13 +258,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     hook = getattr(module, args.hook, None)
     if hook is None:
         raise UserError(f"task {task!r} does not support '{args.command}'")
+    accepted = getattr(module, "CLI_OPTIONS", ())
+    for option, what in _TASK_OPTIONS.items():
+        if getattr(args, option, None) is not None and option not in accepted:
+            raise UserError(f"{what}; {args.run_dir} is a {task} run, which does not take it")
     return int(hook(args) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rnnlab`` console script; returns the exit status."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as stop:  # --help, --version, or argparse's one-line error
+        return int(stop.code or 0)
     # Positionals after an option (`predict RUN --json TEXT`, `train ... --out R key=value`) are left over
     # by argparse; they belong to the command's list of texts or overrides.
     if extra and not any(e.startswith("-") for e in extra):
@@ -174,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
             args.texts = [*args.texts, *extra]
             extra = []
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        hint = f"; {_DASH_HINT}" if args.command == "predict" else ""
+        print(
+            f"rnnlab {args.command}: error: unrecognized arguments: {' '.join(extra)}{hint}", file=sys.stderr
+        )
+        return 2
     # Without a terminal there is no progress bar: rnnlab's loggers (the trainer's) print a line per epoch.
     logger, handler = logging.getLogger("rnnlab"), logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RowFormatter("%(message)s"))
@@ -185,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except _user_errors() as err:
-        print(f"rnnlab: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split("\n"))
+        print(f"rnnlab: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)

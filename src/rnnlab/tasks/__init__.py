@@ -1,16 +1,24 @@
 """Ready tasks: config -> data -> model -> trainer -> run folder, one module per task.
 
-:data:`TASKS` is a plain dict from a task's name to its module's import path, resolved in one place
-(:func:`get_task`) so that importing :mod:`rnnlab.tasks` loads no task. A task module offers library functions
-(``train(config, run_dir)``, ``evaluate(run_dir)``, ...) and, for the command line, any of these hooks:
+:data:`TASKS` is a plain dict from a task's name to its module's import path and a one-line summary, resolved
+in one place (:func:`get_task`), so that importing :mod:`rnnlab.tasks` loads no task (and ``rnnlab --help``
+no torch). The run lifecycle every task shares (new / resume / overwrite, config and run files, split
+fingerprints, texts from stdin) is :mod:`rnnlab.tasks.runs`. A task module offers:
 
-* ``add_train_arguments(parser)``: options of ``rnnlab train <task>`` beside ``--out``, ``--resume``,
-  ``--overwrite`` and the ``key=value`` overrides;
-* ``run_train(args) -> int``, ``run_evaluate(args) -> int``, ``run_predict(args) -> int``,
-  ``run_plot_attention(args) -> int``: do the subcommand (``args`` as parsed by :mod:`rnnlab.cli`).
+* for Python: ``Config`` (its config root dataclass), ``train(config, run_dir, resume, overwrite)``,
+  ``evaluate(run_dir, ...)``, ``load_run_config(run_dir)`` and ``datasets()`` (its bundled data sets, each
+  ``{"name", "description", "available", "how"}``);
+* for ``rnnlab train TASK``: ``add_train_arguments(parser)``, ``TRAIN_SHORTCUTS`` (option dest -> config key,
+  e.g. ``{"data": "data.dataset"}``), ``DERIVED`` (config keys ``train()`` sets from the data, refused as
+  overrides), ``RENAMED`` (old config key -> new, so older ``config.json`` files load) and
+  ``summary(result) -> str`` (printed when training ends);
+* for the other subcommands, any of ``run_evaluate(args)``, ``run_predict(args)``,
+  ``run_plot_attention(args)`` (``args`` as parsed by :mod:`rnnlab.cli`), and ``CLI_OPTIONS``: which
+  task-specific options of those subcommands (``"beam"``, ``"text_column"``, ...) it takes; the command
+  line refuses the others.
 
-A subcommand whose hook a task lacks is reported as unsupported for that task. To add a task, write its module
-and add one line here.
+A subcommand whose hook a task lacks is reported as unsupported for that task. The command line knows no
+task's metric names: each hook prints its own results. To add a task, write its module and add one line here.
 """
 
 from __future__ import annotations
@@ -19,13 +27,25 @@ import importlib
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
-__all__ = ["TASKS", "get_task", "task_of_run"]
+__all__ = ["TASKS", "TaskEntry", "get_task", "task_of_run"]
 
-# name -> module implementing it (forecast and charlm join here once they offer the hooks above).
-TASKS: dict[str, str] = {
-    "sentiment": "rnnlab.tasks.sentiment",
-    "translate": "rnnlab.tasks.translate",
+
+class TaskEntry(NamedTuple):
+    """One line of the registry: where the task lives and what it does (shown without importing it)."""
+
+    module: str  # import path of the task's module
+    summary: str  # one line for `rnnlab tasks` and `rnnlab train --help`
+
+
+TASKS: dict[str, TaskEntry] = {
+    "sentiment": TaskEntry(
+        "rnnlab.tasks.sentiment", "text classification: sentiment of reviews (reviews-zh, movies-en, a CSV)"
+    ),
+    "translate": TaskEntry(
+        "rnnlab.tasks.translate", "seq2seq with attention: dates -> ISO 8601, German -> English, a TSV"
+    ),
 }
 
 
@@ -33,7 +53,8 @@ def get_task(name: str) -> ModuleType:
     """Import and return the module of task ``name``."""
     if name not in TASKS:
         raise KeyError(f"task: expected one of {', '.join(sorted(TASKS))}, received {name!r}")
-    return importlib.import_module(TASKS[name])
+    entry = TASKS[name]
+    return importlib.import_module(entry if isinstance(entry, str) else entry.module)
 
 
 def task_of_run(run_dir: str | Path) -> str | None:

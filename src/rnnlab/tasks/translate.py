@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from rnnlab.data.batching import fingerprint
 from rnnlab.data.pairs import (
+    DE_EN_PATH,
     PairBatch,
     PairBatches,
     PairVocab,
@@ -45,14 +42,16 @@ from rnnlab.data.sources import DataError
 from rnnlab.data.text import make_tokenizer, tokenizer_from_dict
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, sequence_loss
-from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, validate
-from rnnlab.tasks.runs import RUN_FILES, check_run_dir, train_from_args
-from rnnlab.training import Trainer, TrainerConfig, atomic_write_text, load_checkpoint
+from rnnlab.tasks import runs
+from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, rename_keys, validate
+from rnnlab.tasks.runs import RUN_FILES
+from rnnlab.training import TrainerConfig, load_checkpoint
 from rnnlab.training.metrics import corpus_bleu, exact_match
 
 __all__ = [
     "TASK",
     "RUN_FILES",
+    "DataConfig",
     "DecodeConfig",
     "TranslateConfig",
     "TranslateResult",
@@ -63,9 +62,62 @@ __all__ = [
     "evaluate",
     "predict",
     "plot_attention",
+    "datasets",
 ]
 
 TASK = "translate"
+BUNDLED = ("dates", "de-en")
+FORMATS = (".tsv (source<TAB>target lines)",)
+PATHS = ("data.dataset",)  # config keys that may hold file paths (stored resolved)
+DERIVED = ("model.src_vocab_size", "model.tgt_vocab_size", "model.pad_id", "model.bos_id", "model.eos_id")
+# Old config keys -> the names every task uses; a saved config.json with the old ones still loads.
+# (model.embed_size moves once Seq2SeqConfig names its field embedding_dim; until then the entry is idle.)
+RENAMED = {
+    "data.seed": "data.split_seed",
+    "data.lower": "data.lowercase",
+    "batch_size": "data.batch_size",
+    "eval_batch_size": "data.eval_batch_size",
+    "model.embed_size": "model.embedding_dim",
+}
+TRAIN_SHORTCUTS = {"data": "data.dataset"}  # option of `rnnlab train translate` -> the config key it sets
+
+
+@dataclass
+class DataConfig:
+    """Which pairs, how they are split and tokenized, and how they become batches."""
+
+    dataset: str = "dates"  # "dates" | "de-en" | path of a source<TAB>target file
+    split_seed: int = field(default=0, metadata={"min": 0})  # seeds generation (dates) and the split (all)
+    n_train: int = field(default=30000, metadata={"min": 1})  # dates: training examples (distinct dates)
+    n_valid: int = field(default=1000, metadata={"min": 1})  # dates: validation examples
+    n_test: int = field(default=2000, metadata={"min": 0})  # dates: held-out test dates, unseen in training
+    first_year: int = field(default=1900, metadata={"min": 1, "max": 9999})  # dates: earliest year drawn
+    last_year: int = field(default=2099, metadata={"min": 1, "max": 9999})  # dates: latest year drawn
+    valid_fraction: float = field(default=0.05, metadata={"min": 0.0, "max": 0.9})  # de-en / file
+    test_fraction: float = field(default=0.1, metadata={"min": 0.0, "max": 0.9})  # de-en / file
+    max_words: int = field(default=10, metadata={"min": 1})  # de-en: pairs of at most this many words a side
+    de_en_path: str = str(DE_EN_PATH)  # de-en: the Ding dictionary file of the trans-de-en package
+    src_tokenizer: str = field(
+        default="auto", metadata={"choices": ("auto", "char", "word")}
+    )  # auto: by data
+    tgt_tokenizer: str = field(default="auto", metadata={"choices": ("auto", "char", "word")})  # the targets
+    lowercase: bool = True  # lower-case before tokenizing (both sides)
+    min_freq: int = field(default=1, metadata={"min": 1})  # tokens seen fewer times in training become <unk>
+    batch_size: int = field(default=64, metadata={"min": 1, "max": 8192})  # training pairs per step
+    eval_batch_size: int = field(default=256, metadata={"min": 1, "max": 8192})  # pairs per decoding batch
+
+    def validate(self) -> None:
+        if self.first_year > self.last_year:
+            raise ValueError(
+                f"data.first_year, data.last_year: expected first <= last, received {self.first_year} "
+                f"and {self.last_year}"
+            )
+
+    def parallel(self) -> ParallelDataConfig:
+        """The data loader's config (:func:`rnnlab.data.pairs.load_parallel`) for this section."""
+        fields = {f.name for f in dataclasses.fields(ParallelDataConfig)}
+        mine = {k: v for k, v in dataclasses.asdict(self).items() if k in fields}
+        return ParallelDataConfig(**mine, seed=self.split_seed, lower=self.lowercase)
 
 
 @dataclass
@@ -87,14 +139,27 @@ def _default_train() -> TrainerConfig:
 class TranslateConfig:
     """The whole task, one section per concern (``data.dataset=de-en``, ``model.attention=dot``, ...)."""
 
-    data: ParallelDataConfig = field(default_factory=ParallelDataConfig)  # pairs, split, tokenizers
+    data: DataConfig = field(default_factory=DataConfig)  # pairs, split, tokenizers, batches
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)  # vocabulary sizes and ids set by train()
     train: TrainerConfig = field(default_factory=_default_train)  # optimizer, schedule, early stopping
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # greedy or beam, for evaluate / predict
-    batch_size: int = field(default=64, metadata={"min": 1, "max": 8192})  # training pairs per step
-    eval_batch_size: int = field(default=256, metadata={"min": 1, "max": 8192})  # pairs per decoding batch
     teacher_forcing: float = field(default=1.0, metadata={"min": 0.0, "max": 1.0})  # P(feed the true token)
     label_smoothing: float = field(default=0.0, metadata={"min": 0.0, "max": 0.99})  # of the cross-entropy
+
+
+Config = TranslateConfig  # the task's config root, under the name every task uses
+
+
+def check_beam(beam: int | None, name: str = "beam") -> int | None:
+    """``beam`` unchanged if None or within ``decode.beam_size``'s range, else a :class:`ConfigError`."""
+    meta = {f.name: f.metadata for f in dataclasses.fields(DecodeConfig)}["beam_size"]
+    low, high = meta["min"], meta["max"]
+    if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or not low <= beam <= high):
+        raise ConfigError(
+            f"{name}: expected an integer from {low} (greedy) to {high} (the beam search cap), "
+            f"received {beam!r}"
+        )
+    return beam
 
 
 @dataclass
@@ -195,21 +260,21 @@ def _score(t: Translator, pairs, beam_size=None, length_penalty=None) -> dict:
     sources, targets, kept = _encode_pairs(pairs, t.src_tokenizer, t.tgt_tokenizer, t.src_vocab, t.tgt_vocab)
     if not kept:
         raise DataError("pairs: expected at least one pair with tokens on both sides, received none")
-    batches = PairBatches(sources, targets, t.config.eval_batch_size, vocab=t.tgt_vocab)
+    batches = PairBatches(sources, targets, t.config.data.eval_batch_size, vocab=t.tgt_vocab)
     return {**_score_batches(t, batches, kept, beam_size, length_penalty), "n": len(kept)}
 
 
 def load_run_config(run_dir: str | Path) -> TranslateConfig:
-    """The resolved config saved in a run folder (``config.json``)."""
+    """The resolved config saved in a run folder (``config.json``; old key names load, see RENAMED)."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise DataError(f"{run_dir}: not a translate run folder (no config.json)")
-    return config_from_dict(TranslateConfig, json.loads(path.read_text(encoding="utf-8")))
+    return runs.load_config_file(TranslateConfig, path, RENAMED)
 
 
 def train(
     config: TranslateConfig | None = None,
-    run_dir: str | Path = "runs/translate",
+    run_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
 ) -> TranslateResult:
@@ -217,26 +282,33 @@ def train(
 
     Args:
         config: the task config (validated here: ranges and choices raise :class:`ConfigError`).
-        run_dir: the run folder to write.
+        run_dir: the run folder to write; None for a new ``runs/translate-<date>-<time>``.
         resume: continue the interrupted run in ``run_dir`` (its data and model config must be unchanged).
         overwrite: replace an earlier run in ``run_dir`` (otherwise that is an error).
 
     The vocabularies come from the training split; the :class:`~rnnlab.training.Trainer` keeps ``best/`` (the
     best validation epoch by ``train.monitor``) and ``last/``; the best weights are then scored on the test
-    split. Every check runs before the first file is written, so a failing call leaves an earlier run intact.
+    split. The run lifecycle is :class:`~rnnlab.tasks.runs.RunFolder`'s: every check runs before the first
+    file is written, and an earlier run is replaced only once the new one has written its first checkpoint.
     """
+    # config
     config = validate(copy.deepcopy(TranslateConfig() if config is None else config))
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume, overwrite)
-    corpus = load_parallel(config.data)
+    run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
+    runs.check_device(config.train.device)
+    runs.resolve_paths(config, PATHS, BUNDLED, FORMATS)
+
+    # data
+    cfg = config.data
+    corpus = load_parallel(cfg.parallel())
     auto_src, auto_tgt = default_tokenizers(corpus)
-    src_name = auto_src if config.data.src_tokenizer == "auto" else config.data.src_tokenizer
-    tgt_name = auto_tgt if config.data.tgt_tokenizer == "auto" else config.data.tgt_tokenizer
-    src_tok = make_tokenizer(src_name, lower=config.data.lower)
-    tgt_tok = make_tokenizer(tgt_name, lower=config.data.lower)
-    min_freq = config.data.min_freq
-    src_vocab = PairVocab.build((src_tok(s) for s, _ in corpus.train), min_freq=min_freq)
-    tgt_vocab = PairVocab.build((tgt_tok(t) for _, t in corpus.train), min_freq=min_freq)
+    src_tok = make_tokenizer(
+        auto_src if cfg.src_tokenizer == "auto" else cfg.src_tokenizer, lower=cfg.lowercase
+    )
+    tgt_tok = make_tokenizer(
+        auto_tgt if cfg.tgt_tokenizer == "auto" else cfg.tgt_tokenizer, lower=cfg.lowercase
+    )
+    src_vocab = PairVocab.build((src_tok(s) for s, _ in corpus.train), min_freq=cfg.min_freq)
+    tgt_vocab = PairVocab.build((tgt_tok(t) for _, t in corpus.train), min_freq=cfg.min_freq)
     train_src, train_tgt, train_kept = _encode_pairs(corpus.train, src_tok, tgt_tok, src_vocab, tgt_vocab)
     valid_src, valid_tgt, valid_kept = _encode_pairs(corpus.valid, src_tok, tgt_tok, src_vocab, tgt_vocab)
     if not train_kept or not valid_kept:
@@ -244,6 +316,8 @@ def train(
             f"{corpus.name}: expected training and validation pairs with tokens on both sides, received "
             f"{len(train_kept)} and {len(valid_kept)}"
         )
+    train_batches = PairBatches(train_src, train_tgt, cfg.batch_size, True, config.train.seed, tgt_vocab)
+    valid_batches = PairBatches(valid_src, valid_tgt, cfg.eval_batch_size, vocab=tgt_vocab)
 
     # Resolve what depends on the data: vocabulary sizes and ids, the monitored metric, the decoding limit.
     config.model = dataclasses.replace(
@@ -256,38 +330,28 @@ def train(
     )
     if config.train.monitor == "auto":
         config.train.monitor = "exact_match" if corpus.name == "dates" else "bleu"
-    config.train.monitor_mode = "min" if config.train.monitor in ("loss", "train_loss") else "max"
+    config.train.monitor_mode = "min" if config.train.monitor in ("valid_loss", "train_loss") else "max"
     config.decode.max_len = config.decode.max_len or 2 * max(map(len, train_tgt)) + 10
     if resume:
-        saved = load_run_config(run_dir)
-        for section in ("data", "model"):
-            if getattr(saved, section) != getattr(config, section):
-                raise ConfigError(f"--resume: the {section} config differs from {run_dir / 'config.json'}")
-
-    if overwrite and not resume:
-        for name in RUN_FILES:
-            target = run_dir / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    resolved = config_to_dict(config)
-    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
+        runs.check_unchanged(config, load_run_config(run.path), ("data", "model"), run.path)
     splits = {"train": train_kept, "valid": valid_kept, "test": corpus.test}
-    data_info = {
-        "name": corpus.name,
-        **corpus.info,
-        **{k: {"n": len(v), "fingerprint": fingerprint([s for s, _ in v])} for k, v in splits.items()},
-    }
     run_info = {
         "task": TASK,
-        "data": data_info,
+        "data": {
+            "name": corpus.name,
+            **corpus.info,
+            **{name: runs.split_record([s for s, _ in pairs]) for name, pairs in splits.items()},
+        },
         "src_vocab_size": len(src_vocab),
         "tgt_vocab_size": len(tgt_vocab),
         "tokenizers": [src_tok.name, tgt_tok.name],
     }
-    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
 
+    # model
     torch.manual_seed(config.train.seed)  # the initial weights depend on the seed only
     model = Seq2Seq(config.model)
     translator = Translator(model, config, src_vocab, tgt_vocab, src_tok, tgt_tok)
+    resolved = config_to_dict(config)
     meta = {
         "task": TASK,
         "config": resolved,
@@ -302,8 +366,6 @@ def train(
         tgt_vocab.pad_id,
         config.train.device,
     )
-    train_batches = PairBatches(train_src, train_tgt, config.batch_size, True, config.train.seed, tgt_vocab)
-    valid_batches = PairBatches(valid_src, valid_tgt, config.eval_batch_size, vocab=tgt_vocab)
 
     def step_fn(m, batch: PairBatch) -> torch.Tensor:
         b = batch.to(device)
@@ -311,19 +373,24 @@ def train(
         return sequence_loss(logits, b.tgt_out, pad, smoothing)
 
     def eval_fn(m, batches) -> dict:
-        return _score_batches(translator, batches, valid_kept, beam_size=1)  # greedy: cheap, and enough
+        return runs.validation_row(_score_batches(translator, batches, valid_kept, beam_size=1))  # greedy
 
-    start = time.perf_counter()
-    fit = Trainer(config.train, run_dir).fit(
-        model, train_batches, valid_batches, step_fn, eval_fn, meta=meta, resume=resume, restore_best=True
-    )
-    seconds = time.perf_counter() - start
-    test_metrics = None
-    if corpus.test:
-        test_metrics = {**_score(translator, corpus.test), "beam_size": config.decode.beam_size}
-        atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2) + "\n")
+    with run:
+        run.write_json("config.json", resolved)
+        run.write_json("run.json", run_info)
+        # fit
+        start = time.perf_counter()
+        fit = run.trainer(config.train).fit(
+            model, train_batches, valid_batches, step_fn, eval_fn, meta=meta, resume=resume, restore_best=True
+        )
+        seconds = time.perf_counter() - start
+        # score
+        test_metrics = None
+        if corpus.test:
+            test_metrics = {**_score(translator, corpus.test), "beam_size": config.decode.beam_size}
+            run.write_json("test_metrics.json", test_metrics)
     return TranslateResult(
-        run_dir, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early, seconds
+        run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early, seconds
     )
 
 
@@ -339,7 +406,7 @@ def load_translator(run_dir: str | Path, which: str = "best", device: str = "cpu
     ckpt = load_checkpoint(path, device=device)
     if ckpt.meta.get("task") != TASK:
         raise DataError(f"{path}: expected a {TASK!r} checkpoint, received task {ckpt.meta.get('task')!r}")
-    config = config_from_dict(TranslateConfig, ckpt.meta["config"])
+    config = config_from_dict(TranslateConfig, rename_keys(TranslateConfig, ckpt.meta["config"], RENAMED))
     model = Seq2Seq(config.model)
     model.load_state_dict(ckpt.state_dict)
     model.to(device).eval()
@@ -353,21 +420,18 @@ def load_translator(run_dir: str | Path, which: str = "best", device: str = "cpu
     )
 
 
-def _evaluation_pairs(run_dir: Path, cfg: ParallelDataConfig, data: str | None):
+def _evaluation_pairs(run_dir: Path, config: TranslateConfig, data: str | None):
     """The pairs ``evaluate`` scores, and a description of them."""
+    cfg = config.data
     if data is None or data == cfg.dataset:
-        corpus = load_parallel(cfg)
+        runs.check_saved_paths(config, PATHS, run_dir / "config.json", BUNDLED)
+        corpus = load_parallel(cfg.parallel())
         name, part = ("test", corpus.test) if corpus.test else ("valid", corpus.valid)
-        run_json = run_dir / "run.json"
-        if run_json.is_file():
-            recorded = json.loads(run_json.read_text(encoding="utf-8"))["data"][name]["fingerprint"]
-            if recorded != fingerprint([s for s, _ in part]):
-                raise DataError(
-                    f"{cfg.dataset}: the {name} split differs from the one recorded in {run_json}"
-                )
+        runs.check_split(run_dir, name, [s for s, _ in part], cfg.dataset)
         return part, f"{cfg.dataset} ({name} split, {len(part)} pairs)"
-    if data in ("dates", "de-en"):
-        part = load_parallel(dataclasses.replace(cfg, dataset=data)).test
+    runs.check_data_path(data, "--data", BUNDLED, FORMATS)
+    if data in BUNDLED:
+        part = load_parallel(dataclasses.replace(cfg, dataset=data).parallel()).test
         return part, f"{data} (test split, {len(part)} pairs)"
     part = read_pairs_file(data)
     return part, f"{data} (all {len(part)} pairs)"
@@ -388,9 +452,10 @@ def evaluate(
     Returns:
         ``exact_match``, ``token_accuracy``, ``bleu`` (0-100), ``loss``, ``n``, ``beam_size``, ``data``.
     """
+    check_beam(beam)
     run_dir = Path(run_dir)
     t = load_translator(run_dir)
-    pairs, description = _evaluation_pairs(run_dir, t.config.data, data)
+    pairs, description = _evaluation_pairs(run_dir, t.config, data)
     beam_size = t.config.decode.beam_size if beam is None else beam
     return {**_score(t, pairs, beam_size, length_penalty), "beam_size": beam_size, "data": description}
 
@@ -413,9 +478,10 @@ def predict(
     last when finished: one per attention row) and ``attention`` (rows = target tokens, columns = source
     tokens; None without attention).
     """
+    check_beam(beam)
     t = run_dir if isinstance(run_dir, Translator) else load_translator(run_dir)
     texts = [texts] if isinstance(texts, str) else list(texts)
-    batches = PairBatches(t.source_ids(texts), None, t.config.eval_batch_size, vocab=t.tgt_vocab)
+    batches = PairBatches(t.source_ids(texts), None, t.config.data.eval_batch_size, vocab=t.tgt_vocab)
     results: list[dict] = [{} for _ in texts]
     for batch in batches:
         decoded = t.decode(batch, beam, length_penalty)
@@ -455,15 +521,16 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--data", help="dates (default), de-en (apt-get install trans-de-en), or a TSV file")
 
 
-def run_train(args) -> int:
-    shortcuts = {"data.dataset": getattr(args, "data", None)}
-    result = train_from_args(args, TranslateConfig(), load_run_config, train, shortcuts)
+def summary(result: TranslateResult) -> str:
+    """What ``rnnlab train translate`` prints when training ends."""
     best = result.valid_metrics
-    print(f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}")
-    print(f"valid: exact match {best['exact_match']:.4f}  BLEU {best['bleu']:.2f}")
+    lines = [
+        f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}",
+        f"valid: exact match {best['exact_match']:.4f}  BLEU {best['bleu']:.2f}",
+    ]
     if result.test_metrics is not None:
-        print(format_evaluation({**result.test_metrics, "data": "test split"}))
-    return 0
+        lines.append(format_evaluation({**result.test_metrics, "data": "test split"}))
+    return "\n".join(lines)
 
 
 def format_evaluation(result: dict) -> str:
@@ -479,24 +546,43 @@ def format_evaluation(result: dict) -> str:
     )
 
 
+CLI_OPTIONS = ("beam",)  # task options of evaluate / predict / plot this task takes
+
+
 def run_evaluate(args) -> int:
-    result = evaluate(args.run_dir, args.data, getattr(args, "beam", None))
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_evaluation(result))
+    result = evaluate(args.run_dir, args.data, check_beam(args.beam, "--beam"))
+    print(runs.to_json(result, args.run_dir) if args.json else format_evaluation(result))
     return 0
 
 
 def run_predict(args) -> int:
-    texts = args.texts or [line for line in sys.stdin.read().splitlines() if line.strip()]
-    if not texts:
-        raise DataError("predict: no texts; pass them as arguments or on stdin, one per line")
-    for r in predict(args.run_dir, texts, getattr(args, "beam", None)):
+    for r in predict(args.run_dir, runs.read_texts(args.texts), check_beam(args.beam, "--beam")):
         if args.json:
-            print(json.dumps(r, ensure_ascii=False))
+            print(runs.to_json(r, args.run_dir))
         else:
+            runs.check_finite(r["score"], args.run_dir)
             print(f"{r['output']}\t{r['score']:.3f}\t{r['input']}")
     return 0
 
 
 def run_plot_attention(args) -> int:
-    print(plot_attention(args.run_dir, args.text, args.output, getattr(args, "beam", None)))
+    print(plot_attention(args.run_dir, args.text, args.output, check_beam(args.beam, "--beam")))
     return 0
+
+
+def datasets() -> list[dict]:
+    """The bundled data sets and whether each can be used here."""
+    return [
+        {
+            "name": "dates",
+            "description": "dates in many written forms -> ISO 8601, generated",
+            "available": True,
+            "how": "generated on the fly",
+        },
+        {
+            "name": "de-en",
+            "description": "German -> English sentence pairs from the Ding dictionary (trans-de-en)",
+            "available": Path(DataConfig().de_en_path).is_file(),
+            "how": "sudo apt-get install trans-de-en",
+        },
+    ]
