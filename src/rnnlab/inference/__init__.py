@@ -5,6 +5,21 @@
 """
 
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
-from rnnlab.inference.predictor import Predictor, encode_texts, resolve_checkpoint
+from rnnlab.inference.predictor import (
+    UNKNOWN_SHARE_WARNING,
+    Predictor,
+    encode_texts,
+    resolve_checkpoint,
+    unknown_shares,
+)
 
-__all__ = ["Predictor", "encode_texts", "resolve_checkpoint", "Decoded", "greedy_decode", "beam_search"]
+__all__ = [
+    "Predictor",
+    "UNKNOWN_SHARE_WARNING",
+    "encode_texts",
+    "resolve_checkpoint",
+    "unknown_shares",
+    "Decoded",
+    "greedy_decode",
+    "beam_search",
+]

@@ -1,15 +1,22 @@
 """Plots written as image files: attention heatmaps (CJK labels included), training curves, forecasts.
 
 ``from rnnlab.viz import plot_attention, plot_curves, plot_forecast``
+
+The plot functions live in :mod:`rnnlab.viz.plots`, which imports matplotlib; they are loaded on first use,
+so ``from rnnlab.viz import PlotError, check_output_path`` stays cheap (a command line checks its ``-o``
+argument and catches the error without importing matplotlib).
 """
 
-from rnnlab.viz.plots import (
-    CJK_FONT_NAMES,
-    CJKFont,
-    find_cjk_font,
-    plot_attention,
-    plot_curves,
-    plot_forecast,
-)
+from rnnlab.viz.paths import SUPPORTED_FORMATS, PlotError, check_output_path
 
-__all__ = ["CJK_FONT_NAMES", "CJKFont", "find_cjk_font", "plot_attention", "plot_curves", "plot_forecast"]
+_PLOTS = ("CJK_FONT_NAMES", "CJKFont", "find_cjk_font", "plot_attention", "plot_curves", "plot_forecast")
+
+__all__ = ["PlotError", "SUPPORTED_FORMATS", "check_output_path", *_PLOTS]
+
+
+def __getattr__(name: str):
+    if name in _PLOTS:
+        from rnnlab.viz import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'rnnlab.viz' has no attribute {name!r}")

@@ -1,8 +1,11 @@
-"""Attention heatmaps, training curves and forecast plots, written as PNG files.
+"""Attention heatmaps, training curves and forecast plots, written as PNG (or SVG, PDF) files.
 
 Figures are drawn with matplotlib's object API on an Agg canvas (``Figure`` + ``FigureCanvasAgg``): no
 pyplot, no global backend switch, no window, nothing shown. Every file is written atomically (a temporary
-sibling file, then ``os.replace``), the format following the path's suffix (PNG by default).
+sibling file, then ``os.replace``), the format following the path's suffix: ``.png``, ``.svg`` or ``.pdf``
+(:data:`rnnlab.viz.paths.SUPPORTED_FORMATS`). The output path is checked before anything is drawn: another
+suffix, or an existing directory, raises :class:`~rnnlab.viz.paths.PlotError` naming it; missing parent
+folders are created.
 
 Chinese (and other CJK) labels need a font with those glyphs; matplotlib's default DejaVu Sans has none and
 draws boxes. :func:`find_cjk_font` looks for a known CJK family among the fonts matplotlib knows; when its
@@ -34,9 +37,18 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError("rnnlab.viz needs matplotlib: pip install 'rnnlab[tasks]'") from e
 
-from rnnlab.training.checkpoint import atomic_write_bytes
+from rnnlab.training.files import atomic_write_bytes
+from rnnlab.viz.paths import SUPPORTED_FORMATS, PlotError, check_output_path
 
-__all__ = ["CJK_FONT_NAMES", "CJKFont", "find_cjk_font", "plot_attention", "plot_curves", "plot_forecast"]
+__all__ = [
+    "CJK_FONT_NAMES",
+    "CJKFont",
+    "PlotError",
+    "find_cjk_font",
+    "plot_attention",
+    "plot_curves",
+    "plot_forecast",
+]
 
 # Families with CJK glyphs, in order of preference (prefix match, so "AR PL UMing" finds "AR PL UMing CN").
 CJK_FONT_NAMES = (
@@ -158,8 +170,8 @@ def _text_rc(texts: Sequence[str]) -> dict[str, Any]:
 
 def _save(fig: Figure, path: str | Path, rc: dict[str, Any]) -> Path:
     """Render under ``rc`` (fonts are resolved at draw time) and write the file atomically."""
-    path = Path(path)
-    fmt = path.suffix[1:].lower() or "png"
+    path = check_output_path(path)  # again: the folder may have changed while drawing
+    fmt = SUPPORTED_FORMATS[path.suffix.lower()]
     buf = io.BytesIO()
     with rc_context(rc), warnings.catch_warnings():
         if _warned_no_cjk:  # said once that there is no CJK font; skip matplotlib's warning for every glyph
@@ -189,11 +201,12 @@ def plot_attention(
         weights: (T_out, T_in) weights of each target step over the source tokens, or (T_in,) for attention
             pooling; a tensor, array or nested list.
         x_labels: the T_in source tokens (columns). y_labels: the T_out target tokens (rows); default indices.
-        path: the file to write (required; PNG unless the suffix says otherwise).
+        path: the file to write (required): ``.png``, ``.svg`` or ``.pdf``; missing folders are created.
         title: optional figure title. annotate: print each weight in its cell; default when at most 20x20.
     """
     if path is None:
         raise TypeError("plot_attention: path is required")
+    check_output_path(path)
     w = _as_array(weights)
     pooled = w.ndim == 1
     if pooled:
@@ -239,11 +252,17 @@ def plot_attention(
 
 def plot_curves(metrics_csv_path: str | Path, path: str | Path, title: str | None = None) -> Path:
     """Training curves from a trainer's ``metrics.csv``: one panel for every ``*loss`` column together, then
-    one panel per other numeric column (``lr`` included, ``time`` left out), each against ``epoch``."""
-    with open(metrics_csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    one panel per other numeric column (``lr`` included, ``time`` left out), each against ``epoch``.
+
+    ``path``: ``.png``, ``.svg`` or ``.pdf``; missing folders are created."""
+    check_output_path(path)
+    try:
+        with open(metrics_csv_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise PlotError(f"metrics_csv_path {str(metrics_csv_path)!r} does not exist") from None
     if not rows:
-        raise ValueError(f"metrics_csv_path {str(metrics_csv_path)!r} has no rows")
+        raise PlotError(f"metrics_csv_path {str(metrics_csv_path)!r} has no rows")
 
     def column(name: str) -> np.ndarray:
         values = []
@@ -259,7 +278,7 @@ def plot_curves(metrics_csv_path: str | Path, path: str | Path, title: str | Non
     losses = [k for k in names if k.endswith("loss")]
     panels = ([("loss", losses)] if losses else []) + [(k, [k]) for k in names if k not in losses]
     if not panels:
-        raise ValueError(
+        raise PlotError(
             f"metrics_csv_path {str(metrics_csv_path)!r} has no numeric columns besides epoch/time"
         )
     ncols = min(3, len(panels))
@@ -292,8 +311,10 @@ def plot_forecast(
     """One series: ``history`` (T,) then, over the next H steps, ``target`` (H,) and ``prediction`` (H,).
 
     ``target`` may be None for a forecast beyond the known data. Both forecast lines start from the last
-    history point so that the plot reads continuously.
+    history point so that the plot reads continuously. ``path``: ``.png``, ``.svg`` or ``.pdf``; missing
+    folders are created.
     """
+    check_output_path(path)
     hist = _as_array(history)
     pred = _as_array(prediction)
     true = None if target is None else _as_array(target)
