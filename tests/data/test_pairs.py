@@ -50,8 +50,10 @@ def test_bad_tsv_files_name_the_file_and_line(tmp_path, text, message):
 
 
 def test_missing_and_undecodable_files(tmp_path):
-    with pytest.raises(DataError, match="is not a file"):
+    with pytest.raises(DataError, match="nope.tsv'?: no such file; expected a bundled data set"):
         read_pairs_file(tmp_path / "nope.tsv")
+    with pytest.raises(DataError, match="is a directory, not a data file; .*'dates', 'de-en'"):
+        read_pairs_file(tmp_path)
     path = write(tmp_path, "Grüße\tgreetings\n", encoding="latin-1")
     with pytest.raises(DataError, match="expected UTF-8"):
         read_pairs_file(path)

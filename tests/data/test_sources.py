@@ -136,7 +136,8 @@ def test_empty_text_or_label_names_the_row(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("a.txt", "text,label\n", r"unknown format '.txt'; expected .csv, .tsv or .jsonl"),
+        ("a.txt", "text,label\n", r"unknown format '.txt'; expected a CSV, TSV or JSONL file \(.csv, .tsv"),
+        ("noext", "text,label\n", r"no file extension to tell its format; expected a CSV, TSV or JSONL"),
         ("a.csv", "text,label\n", r"a.csv: no rows"),
         ("a.jsonl", "{not json}\n", r"a.jsonl, line 1: not valid JSON"),
         ("a.jsonl", "[1, 2]\n", r"a.jsonl, line 1: expected a JSON object, received list"),
@@ -151,5 +152,20 @@ def test_malformed_files(tmp_path, name, content, message):
 def test_unknown_data_name_or_path(tmp_path):
     with pytest.raises(DataError, match="'reviews-jp' is neither a bundled data set"):
         load_data("reviews-jp")
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(DataError, match="no such file") as info:
         read_labeled_file(tmp_path / "missing.csv")
+    assert str(tmp_path / "missing.csv") in str(info.value) and "reviews-zh, movies-en" in str(info.value)
+
+
+def test_a_directory_is_not_a_data_file(tmp_path):
+    (tmp_path / "data.csv").mkdir()  # even with a data file's suffix
+    for folder in (tmp_path, tmp_path / "data.csv"):
+        for load in (read_labeled_file, load_data):
+            with pytest.raises(DataError, match="is a directory, not a data file") as info:
+                load(str(folder))
+            message = str(info.value)
+            assert message.startswith(str(folder))
+            assert (
+                "CSV, TSV or JSONL" in message and ".jsonl" in message and "reviews-zh, movies-en" in message
+            )
+            assert "unknown format" not in message

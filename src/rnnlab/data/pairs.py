@@ -140,8 +140,11 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
     empty side, and for a file without any pair.
     """
     path = Path(path)
+    expected = "expected a bundled data set ('dates', 'de-en') or a UTF-8 file of source<TAB>target lines"
+    if path.is_dir():
+        raise DataError(f"data: {str(path)!r} is a directory, not a data file; {expected}")
     if not path.is_file():
-        raise DataError(f"data: {str(path)!r} is not a file (expected 'dates', 'de-en' or a TSV of pairs)")
+        raise DataError(f"data: {str(path)!r}: no such file; {expected}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:

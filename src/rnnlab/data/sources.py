@@ -194,6 +194,22 @@ DATASETS = {"reviews-zh": load_reviews_zh, "movies-en": load_movies_en}
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
+def _accepted() -> str:
+    """What a data argument may be, for error messages."""
+    return (
+        f"expected a CSV, TSV or JSONL file ({', '.join(_FORMATS)}) or a bundled data set "
+        f"({', '.join(DATASETS)})"
+    )
+
+
+def _check_data_file(path: Path) -> None:
+    """DataError unless ``path`` is an existing file (a folder and a typo each get their own message)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file; {_accepted()}")
+    if not path.exists():
+        raise DataError(f"{path}: no such file; {_accepted()}")
+
+
 def _decode(path: Path) -> str:
     try:
         raw = path.read_bytes()
@@ -246,11 +262,11 @@ def read_labeled_file(
     labels are errors naming the row. The rows are returned de-duplicated (see :func:`deduplicate`).
     """
     path = Path(path)
+    _check_data_file(path)
     fmt = fmt or _FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "tsv", "jsonl"):
-        raise DataError(
-            f"{path}: unknown format {path.suffix!r}; expected .csv, .tsv or .jsonl (or pass a format)"
-        )
+        what = f"unknown format {path.suffix!r}" if path.suffix else "no file extension to tell its format"
+        raise DataError(f"{path}: {what}; {_accepted()} (or pass fmt='csv', 'tsv' or 'jsonl')")
     rows, columns = _rows(path, fmt)
     for name, column in (("text column", text_column), ("label column", label_column)):
         if column not in columns:
@@ -280,6 +296,7 @@ def load_data(name_or_path: str, text_column: str = "text", label_column: str = 
     path = Path(name_or_path)
     if not path.exists():
         raise DataError(
-            f"data: {name_or_path!r} is neither a bundled data set ({', '.join(DATASETS)}) nor a file"
+            f"data: {name_or_path!r} is neither a bundled data set ({', '.join(DATASETS)}) nor a file "
+            f"(no such path); {_accepted()}"
         )
     return read_labeled_file(path, text_column, label_column)
