@@ -280,6 +280,16 @@ def shapes(
     Raises:
         ShapeError: ``input`` or ``hx`` has a shape the module rejects; the message names the dimension and
             what it should be, e.g. ``h0 has 1 in dimension 0 (D*L = num_layers * directions), expected 2``.
+
+    Example:
+        >>> import rnnlab.nn as rnn
+        >>> table = shapes(rnn.GRU(5, 6, num_layers=2), (4, 2, 5))
+        >>> print(table.row("input"), table.row("h_n"))
+        (T=4, B=2, H_in=5) (D*L=2, B=2, H=6)
+        >>> shapes(rnn.GRU(5, 6, num_layers=2), (4, 2, 5), (1, 2, 6))
+        Traceback (most recent call last):
+        ...
+        rnnlab.explain._shapes.ShapeError: h0 has 1 in dimension 0 (D*L = num_layers * directions), expected 2
     """
     spec = _spec(module)
     in_shape = _as_shape(input, "input")
@@ -387,8 +397,8 @@ def _notes(spec: _Spec, batched: bool, states: list[Row]) -> list[str]:
             "batch_first=False: the input is (T, B, H_in), time first; batch_first=True: (B, T, H_in)"
         )
     if batched:
-        layouts = " and ".join(f"{r.name} is ({', '.join(r.names)})" for r in states)
-        notes.append(f"{layouts}: one state per layer and direction for each sequence, no T dimension")
+        layouts = " and ".join(f"{r.name} ({', '.join(r.names)})" for r in states)
+        notes.append(f"{layouts}: one state per layer and direction for each sequence; no T dimension")
     else:
         notes.append("unbatched input (T, H_in): one sequence, so the states lose their B dimension too")
     return notes
