@@ -13,8 +13,8 @@
 ``train`` has one sub-command per task in :data:`rnnlab.tasks.TASKS`; ``evaluate``, ``predict`` and
 ``plot attention`` read the task from the run folder and call that task's hook (see :mod:`rnnlab.tasks`).
 Building the parser imports neither torch nor any task module (``rnnlab --help`` is instant): a task's own
-train options are added only when that task is named, and the modules of :data:`COMMANDS` are imported only
-when their command runs. User errors (bad data, bad overrides, a missing or corrupted checkpoint) print
+train options are added only when that task is named, and the modules of :data:`EXTENSIONS` import torch
+only when their command runs. User errors (bad data, bad overrides, a missing or corrupted checkpoint) print
 ``rnnlab: error: ...`` on one line and exit with status 2, without a traceback; anything else is a bug and
 keeps its traceback.
 """
@@ -27,14 +27,17 @@ import logging
 import sys
 from pathlib import Path
 
+from rnnlab.cli import commands
 from rnnlab.cli.commands import UserError, output_png, version
 
-__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
+__all__ = ["EXTENSIONS", "UserError", "build_parser", "main"]
 
-# Subcommands that live in other packages: name -> (module, one-line help). The module offers
-# ``add_arguments(parser)`` and ``run(args) -> int``, and is imported only when its command is used. Adding a
-# subcommand is one line here, e.g. "export": ("rnnlab.export.cli", "export a run's model to ONNX").
-COMMANDS: dict[str, tuple[str, str]] = {}
+# Subcommands that live in other packages: modules whose ``add_subcommands(commands)`` (or
+# ``add_subcommand``) adds their parsers to rnnlab's, each with ``set_defaults(func=handler)``, where
+# ``handler(args) -> exit status``. Adding a package's subcommands is one line here. Such a module must
+# import only argparse-level things at import time (torch on use), or ``rnnlab --help`` gets slow (a test
+# checks that it imports no torch).
+EXTENSIONS: tuple[str, ...] = ()
 
 # Options of evaluate / predict / plot that only some tasks take (a task lists its own in CLI_OPTIONS):
 # given to a task that does not take them, they are an error, never silently ignored.
@@ -123,7 +126,7 @@ def _add_train(commands, task_named: str | None) -> None:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; ``argv`` tells which task's (or extra command's) own options to add (none for --help)."""
+    """The parser; ``argv`` tells which task's own train options to add (none for ``--help``)."""
     words = [a for a in (argv or []) if not a.startswith("-")]
     command = words[0] if words else None
     parser = _Parser(
@@ -134,11 +137,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rnnlab {version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    _add_train(commands, words[1] if command == "train" and len(words) > 1 else None)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_train(subparsers, words[1] if command == "train" and len(words) > 1 else None)
 
     evaluate = _sub(
-        commands,
+        subparsers,
         "evaluate",
         "score a run on its test split or on other data",
         ["rnnlab evaluate runs/zh --json", "rnnlab evaluate runs/zh --data other.csv"],
@@ -152,7 +155,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     evaluate.set_defaults(hook="run_evaluate")
 
     predict = _sub(
-        commands,
+        subparsers,
         "predict",
         "label or translate texts with a trained run",
         [
@@ -171,7 +174,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     predict.set_defaults(hook="run_predict")
 
     plot = _sub(
-        commands,
+        subparsers,
         "plot",
         "draw attention heatmaps and training curves (PNG)",
         ["rnnlab plot attention runs/zh '物流很快' -o attention.png", "rnnlab plot curves runs/zh -o c.png"],
@@ -187,10 +190,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     curves = kinds.add_parser("curves", help="training loss and validation metrics per epoch")
     curves.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     curves.add_argument("-o", "--output", required=True, type=Path, help=out_help)
-    curves.set_defaults(func="run_plot_curves")
+    curves.set_defaults(func=commands.run_plot_curves)
 
     info = _sub(
-        commands,
+        subparsers,
         "info",
         "what a run folder holds: task, config, data, metrics, checkpoint sizes",
         ["rnnlab info runs/zh", "rnnlab info runs/zh --json"],
@@ -199,23 +202,21 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(hook="run_info")
 
-    tasks = _sub(commands, "tasks", "list the tasks rnnlab can train", ["rnnlab tasks"])
-    tasks.set_defaults(func="run_tasks")
+    tasks = _sub(subparsers, "tasks", "list the tasks rnnlab can train", ["rnnlab tasks"])
+    tasks.set_defaults(func=commands.run_tasks)
     datasets = _sub(
-        commands,
+        subparsers,
         "datasets",
         "list each task's bundled data sets and whether they are available here",
         ["rnnlab datasets", "rnnlab datasets translate --json"],
     )
     datasets.add_argument("task", nargs="?", metavar="TASK", help="only this task's data sets")
     datasets.add_argument("--json", action="store_true", help="print one JSON list")
-    datasets.set_defaults(func="run_datasets")
+    datasets.set_defaults(func=commands.run_datasets)
 
-    for name, (module, help) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help, description=help)
-        if name == command:
-            importlib.import_module(module).add_arguments(sub)
-        sub.set_defaults(extra=module)
+    for name in EXTENSIONS:
+        module = importlib.import_module(name)
+        (getattr(module, "add_subcommands", None) or module.add_subcommand)(subparsers)
     return parser
 
 
@@ -231,15 +232,12 @@ def _run_dir_task(run_dir: Path) -> str:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from rnnlab.cli import commands
     from rnnlab.tasks import get_task
 
-    if getattr(args, "extra", None):
-        return int(importlib.import_module(args.extra).run(args) or 0)
-    if getattr(args, "output", None) is not None:
+    if args.command == "plot":
         output_png(args.output)
-    if getattr(args, "func", None):
-        return int(getattr(commands, args.func)(args) or 0)
+    if getattr(args, "func", None) is not None:  # commands that need no task (and EXTENSIONS')
+        return int(args.func(args) or 0)
     if args.command == "train":
         from rnnlab.tasks import runs
 
