@@ -166,6 +166,18 @@ def test_tasks_and_datasets_list_the_registry(capsys):
     assert_user_error(code, err, "datasets: expected one of sentiment, translate, received 'nope'")
 
 
+def test_training_in_a_pipe_prints_the_epoch_table(tmp_path, capsys):
+    data = write_reviews(tmp_path / "r.csv", n=40)
+    args = ["--data", data, "--out", tmp_path / "run", *TINY_SENTIMENT, "train.epochs=2"]
+    code, out, err = cli(capsys, "train", "sentiment", *args)
+    assert code == 0 and out.startswith(f"run: {tmp_path / 'run'}  best epoch: ")
+    lines = err.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["epoch", "train_loss"])
+    assert {"valid_loss", "accuracy", "macro_f1"} <= set(lines[header].split())
+    assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["1", "2"]
+    assert sum("train_loss" in line for line in lines) == 1  # one header, no row printed twice
+
+
 def test_version(capsys):
     from rnnlab.cli.commands import version
 

@@ -87,7 +87,7 @@ def test_a_failed_new_run_leaves_nothing_that_blocks_a_retry(tmp_path, data, mon
     )  # no --overwrite
 
 
-def test_the_new_run_takes_the_folder_at_its_first_checkpoint(old_run, data, monkeypatch):
+def test_the_new_run_takes_the_folder_at_its_first_checkpoint(old_run, data, monkeypatch, capsys):
     """Interrupted in epoch 2 of an --overwrite: epoch 1's checkpoint is in place, the old run is gone, and
     --resume continues the new run."""
     calls = []
@@ -101,7 +101,11 @@ def test_the_new_run_takes_the_folder_at_its_first_checkpoint(old_run, data, mon
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupt_in_epoch_2)
     args = ["train", "sentiment", "--data", data, "--out", old_run, *TINY_SENTIMENT, "train.epochs=2"]
+    capsys.readouterr()
     assert cli_quiet([*args, "--overwrite", "model.hidden_size=6"]) == 130
+    hint = f"resume with rnnlab train sentiment --out {old_run} --resume"
+    err = capsys.readouterr().err
+    assert f"interrupted; {old_run / 'last'} holds epoch 1" in err and hint in err
     assert calls[0] != old_run and calls[1] == old_run  # epoch 1 in the hidden folder, epoch 2 in place
     assert len((old_run / "metrics.csv").read_text().splitlines()) == 2  # header + epoch 1 of the new run
     assert json.loads((old_run / "config.json").read_text())["model"]["hidden_size"] == 6

@@ -60,18 +60,23 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 class _RowFormatter(logging.Formatter):
-    """Renders dict arguments (the trainer's per-epoch rows) as ``key=value`` pairs, 4 significant digits."""
+    """Renders a record whose argument is a dict (the trainer's per-epoch row) as the trainer's own per-epoch
+    table (:class:`rnnlab.training.report.EpochTable`: a header, then one aligned line per epoch), so that a
+    pipe shows what a terminal shows; other records as their message."""
+
+    def __init__(self) -> None:
+        super().__init__("%(message)s")
+        self._table = None
 
     def format(self, record: logging.LogRecord) -> str:
-        if isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args):
-            record = logging.makeLogRecord(record.__dict__)
-            record.args = tuple(
-                " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in a.items())
-                if isinstance(a, dict)
-                else a
-                for a in record.args
-            )
-        return super().format(record)
+        rows = [a for a in record.args if isinstance(a, dict)] if isinstance(record.args, tuple) else []
+        if not rows:
+            return super().format(record)
+        if self._table is None:
+            from rnnlab.training.report import EpochTable  # lazy: training imports torch
+
+            self._table = EpochTable()
+        return "\n".join(self._table.lines(rows[0]))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -286,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             f"rnnlab {args.command}: error: unrecognized arguments: {' '.join(extra)}{hint}", file=sys.stderr
         )
         return 2
-    # Without a terminal there is no progress bar: rnnlab's loggers (the trainer's) print a line per epoch.
+    # Without a terminal there is no progress bar: rnnlab's loggers (the trainer's) print their records, the
+    # epoch rows as a table. On a terminal the trainer's own report prints the same table beside its bar.
     logger, handler = logging.getLogger("rnnlab"), logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RowFormatter("%(message)s"))
+    handler.setFormatter(_RowFormatter())
     level = logger.level
     if not sys.stderr.isatty():
         logger.addHandler(handler)

@@ -9,7 +9,7 @@ steps around it that are the same for every task::
     ... data, vocabulary, model ...                         # any error here leaves the folder as it was
     with run:                                               # from here on files are written
         run.write_json("config.json", ...); run.write_json("run.json", ...)
-        fit = run.trainer(config.train).fit(...)
+        fit = run.trainer(config.train, TASK).fit(...)
         run.write_json("test_metrics.json", ...)
 
 A new or overwritten run is built in a hidden folder beside ``run_dir`` (``.NAME.rnnlab-new-PID-XXXX``) and
@@ -188,9 +188,9 @@ class RunFolder:
             atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return path
 
-    def trainer(self, config):
+    def trainer(self, config, task: str):
         """A :class:`~rnnlab.training.Trainer` writing into :attr:`dir` that puts the staged run in place
-        as soon as the first checkpoint is written."""
+        as soon as the first checkpoint is written (and, after Ctrl-C, says how to resume ``task``)."""
         from rnnlab.training import Trainer
 
         run = self
@@ -202,7 +202,8 @@ class RunFolder:
                     run.commit()
                     self.run_dir = run.path
 
-        return _RunTrainer(config, self.dir)
+        hint = f"rnnlab train {task} --out {self.path} --resume (in Python: resume=True)"
+        return _RunTrainer(config, self.dir, resume_hint=hint)
 
 
 def check_device(device: str, key: str = "train.device") -> None:

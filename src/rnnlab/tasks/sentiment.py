@@ -234,7 +234,7 @@ def train(
             "run.json", {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab)}
         )
         # fit
-        fit = run.trainer(config.train).fit(
+        fit = run.trainer(config.train, TASK).fit(
             model,
             train_batches,
             valid_batches,

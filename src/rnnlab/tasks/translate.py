@@ -380,7 +380,7 @@ def train(
         run.write_json("run.json", run_info)
         # fit
         start = time.perf_counter()
-        fit = run.trainer(config.train).fit(
+        fit = run.trainer(config.train, TASK).fit(
             model, train_batches, valid_batches, step_fn, eval_fn, meta=meta, resume=resume, restore_best=True
         )
         seconds = time.perf_counter() - start
