@@ -70,12 +70,12 @@ def test_a_column_option_for_a_translate_run_is_refused(translate_run, capsys):
 @pytest.mark.parametrize(
     ("name", "match"),
     [
-        ("x.txt", "only .png images are supported, received '.txt'"),
-        ("x", "only .png images are supported, received no extension"),
-        ("X.JPG", "received '.JPG'"),
+        ("x.txt", "unknown image format '.txt'; supported: .png, .svg, .pdf"),
+        ("x", "no file extension; supported: .png, .svg, .pdf"),
+        ("X.JPG", "unknown image format '.JPG'"),
     ],
 )
-def test_plot_output_must_be_png(sentiment_run, tmp_path, capsys, name, match):
+def test_plot_output_must_be_an_image_format(sentiment_run, tmp_path, capsys, name, match):
     for kind in (["curves", sentiment_run], ["attention", sentiment_run, "好用"]):
         code, _, err = cli(capsys, "plot", *kind, "-o", tmp_path / name)
         assert_user_error(code, err, match)
@@ -85,7 +85,7 @@ def test_plot_output_must_be_png(sentiment_run, tmp_path, capsys, name, match):
 def test_plot_output_onto_a_directory_or_into_a_missing_folder(sentiment_run, tmp_path, capsys):
     (tmp_path / "d.png").mkdir()
     code, _, err = cli(capsys, "plot", "curves", sentiment_run, "-o", tmp_path / "d.png")
-    assert_user_error(code, err, "is a directory; expected the .png file to write")
+    assert_user_error(code, err, "is a directory; give a file name such as")
     deep = tmp_path / "new" / "folder" / "c.png"  # missing folders are created, as mkdir -p would
     code, out, err = cli(capsys, "plot", "curves", sentiment_run, "-o", deep)
     assert code == 0, err

@@ -158,3 +158,16 @@ def test_a_directory_is_not_a_data_file(relative_run, tmp_path, capsys, command)
         code, err, "a directory, not a data file; expected a bundled data set (reviews-zh, movies-en)"
     )
     assert ".csv, .tsv, .jsonl file" in err
+
+
+def test_sentiment_n_train_takes_a_seeded_sample(relative_run, tmp_path, capsys):
+    data = relative_run / "reviews.csv"
+    for name in ("a", "b"):
+        code, _, err = cli(capsys, "train", "sentiment", "--data", data, "--out", tmp_path / name,
+                           *TINY_SENTIMENT, "data.n_train=20")  # fmt: skip
+        assert code == 0, err
+    a, b = (json.loads((tmp_path / n / "run.json").read_text())["data"] for n in ("a", "b"))
+    full = json.loads((relative_run / "run" / "run.json").read_text())["data"]
+    assert a["train"]["size"] == 20 and full["train"]["size"] == 54
+    assert a["train"]["fingerprint"] == b["train"]["fingerprint"] != full["train"]["fingerprint"]
+    assert a["valid"] == full["valid"]  # the validation split is the same

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from rnnlab.cli import commands
-from rnnlab.cli.commands import UserError, output_png, version
+from rnnlab.cli.commands import UserError, check_image_path, version
 
 __all__ = ["EXTENSIONS", "UserError", "build_parser", "main"]
 
@@ -53,9 +53,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from rnnlab.data.sources import DataError
     from rnnlab.tasks.config import ConfigError
     from rnnlab.training.checkpoint import CheckpointError
+    from rnnlab.viz import PlotError
 
     # PermissionError / IsADirectoryError / NotADirectoryError: an output path the user chose.
-    return (UserError, DataError, ConfigError, CheckpointError, PermissionError, IsADirectoryError,
+    return (UserError, DataError, ConfigError, CheckpointError, PlotError, PermissionError, IsADirectoryError,
             NotADirectoryError)  # fmt: skip
 
 
@@ -125,9 +126,32 @@ def _add_train(commands, task_named: str | None) -> None:
         )
         sub.set_defaults(hook="run_train")
         if name == task_named:  # the task's own options: its module is imported only when it is named
-            module = get_task(name)
-            if hasattr(module, "add_train_arguments"):
-                module.add_train_arguments(sub)
+            _add_task_help(sub, name, get_task(name))
+
+
+def _add_task_help(parser: argparse.ArgumentParser, name: str, module) -> None:
+    """The task's own train options, its examples, and every config key with its default (derived keys,
+    which train() sets from the data, left out)."""
+    from rnnlab.tasks.config import config_to_dict, field_paths
+
+    if hasattr(module, "add_train_arguments"):
+        module.add_train_arguments(parser)
+    config = module.Config()
+    defaults = config_to_dict(config)
+    derived = set(getattr(module, "DERIVED", ()))
+    keys = []
+    for key in field_paths(config):
+        value = defaults
+        for part in key.split("."):
+            value = value[part]
+        if key not in derived:
+            keys.append(f"  {key}={value}")
+    examples = getattr(module, "TRAIN_EXAMPLES", [f"rnnlab train {name} --out runs/{name}"])
+    parser.epilog = (
+        "examples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n"
+        "config keys for KEY=VALUE, with their defaults:\n" + "\n".join(keys)
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -181,11 +205,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     plot = _sub(
         subparsers,
         "plot",
-        "draw attention heatmaps and training curves (PNG)",
+        "draw attention heatmaps and training curves (PNG, SVG or PDF)",
         ["rnnlab plot attention runs/zh '物流很快' -o attention.png", "rnnlab plot curves runs/zh -o c.png"],
     )
     kinds = plot.add_subparsers(dest="kind", required=True, metavar="KIND", parser_class=_Parser)
-    out_help = "image file to write (.png only; missing folders are created)"
+    out_help = "image file to write: .png, .svg or .pdf (missing folders are created)"
     attention = kinds.add_parser("attention", help="heatmap of the attention over a text's tokens")
     attention.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     attention.add_argument("text", metavar="TEXT")
@@ -240,7 +264,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from rnnlab.tasks import get_task
 
     if args.command == "plot":
-        output_png(args.output)
+        check_image_path(args.output)
     if getattr(args, "func", None) is not None:  # commands that need no task (and EXTENSIONS')
         return int(args.func(args) or 0)
     if args.command == "train":

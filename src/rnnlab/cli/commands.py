@@ -14,20 +14,16 @@ class UserError(Exception):
     """A mistake in what the user asked for; printed as ``rnnlab: error: <message>``, exit status 2."""
 
 
-def output_png(path: Path, option: str = "-o") -> Path:
-    """The image path given with ``-o``, checked before any work: a ``.png`` file, not a folder. Missing
-    parent folders are created (as ``mkdir -p`` would), so ``-o plots/run1/a.png`` just works."""
-    if path.is_dir():
-        raise UserError(
-            f"{option} {path}: is a directory; expected the .png file to write, e.g. {path}/plot.png"
-        )
-    if path.suffix.lower() != ".png":
-        got = f"'{path.suffix}'" if path.suffix else "no extension"
-        raise UserError(f"{option} {path}: only .png images are supported, received {got}")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise UserError(f"{option} {path}: {path.parent} is a file, not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+def check_image_path(path: Path, option: str = "-o") -> Path:
+    """The image path given with ``-o``, checked before any model is loaded, by the plots' own rule
+    (:func:`rnnlab.viz.check_output_path`: .png, .svg or .pdf; not a folder). Missing parent folders are
+    created by the plot functions (as ``mkdir -p`` would), so ``-o plots/run1/a.png`` just works."""
+    from rnnlab.viz import PlotError, check_output_path  # cheap: matplotlib loads with the first plot
+
+    try:
+        return check_output_path(path)
+    except PlotError as err:
+        raise UserError(f"{option}: {err}") from None
 
 
 def _read_json(path: Path) -> dict | None:

@@ -15,7 +15,6 @@ A run folder holds ``config.json`` (the resolved config), ``run.json`` (task, da
 
 from __future__ import annotations
 
-import argparse
 import copy
 import random
 import sys
@@ -343,6 +342,11 @@ def datasets() -> list[dict]:
 # -- command-line hooks (see rnnlab.tasks): they call the functions above and print what they return --------
 
 CLI_OPTIONS = ("text_column", "label_column")  # task options of evaluate / predict / plot this task takes
+TRAIN_EXAMPLES = [
+    "rnnlab train sentiment --out runs/zh",
+    "rnnlab train sentiment --data reviews.csv --out runs/mine model.cell=gru train.epochs=3",
+    "rnnlab train sentiment --out runs/zh --print-config > zh.json",
+]
 
 
 def add_train_arguments(parser) -> None:
@@ -351,19 +355,6 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--valid", help="a validation file (default: hold out data.valid_fraction)")
     parser.add_argument("--text-column", help="text column of a file (default: text)")
     parser.add_argument("--label-column", help="label column of a file (default: label)")
-    defaults = config_to_dict(SentimentConfig())
-    keys = [
-        f"  {section}.{key}={value}"
-        for section, fields in defaults.items()
-        for key, value in fields.items()
-        if f"{section}.{key}" not in DERIVED
-    ]
-    parser.epilog = (
-        "examples:\n  rnnlab train sentiment --out runs/zh\n"
-        "  rnnlab train sentiment --data reviews.csv --out runs/mine model.cell=gru train.epochs=3\n\n"
-        "config keys for KEY=VALUE, with their defaults:\n" + "\n".join(keys)
-    )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def summary(result: TrainResult) -> str:

@@ -80,6 +80,10 @@ RENAMED = {
     "model.embed_size": "model.embedding_dim",
 }
 TRAIN_SHORTCUTS = {"data": "data.dataset"}  # option of `rnnlab train translate` -> the config key it sets
+TRAIN_EXAMPLES = [
+    "rnnlab train translate --data dates --out runs/dates",
+    "rnnlab train translate --data pairs.tsv --out runs/mine model.attention=dot data.min_freq=2",
+]
 
 
 @dataclass
