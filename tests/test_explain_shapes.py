@@ -273,3 +273,18 @@ def test_python_m_entry_point_and_no_torch_at_import():
     assert (
         done.stderr == "rnnlab: error: h0 has 2 in dimension 0 (D*L = num_layers * directions), expected 1.\n"
     )
+
+
+def test_wired_into_the_rnnlab_command_line(monkeypatch, capsys):
+    """The lead's CLI adds extension packages' sub-commands via ``rnnlab.cli.EXTENSIONS``."""
+    import rnnlab.cli as cli
+
+    extensions = getattr(cli, "EXTENSIONS", None)
+    assert extensions is not None, "rnnlab.cli no longer has EXTENSIONS: wire rnnlab.explain another way"
+    monkeypatch.setattr(cli, "EXTENSIONS", tuple(dict.fromkeys((*extensions, "rnnlab.explain"))))
+    assert cli.main(["shapes", "GRU", "input_size=5", "hidden_size=6", "--h0", "2,2,6"]) == 2
+    assert capsys.readouterr().err == (
+        "rnnlab: error: h0 has 2 in dimension 0 (D*L = num_layers * directions), expected 1.\n"
+    )
+    assert cli.main(["explain", "RNN", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("matches the layer's output")
