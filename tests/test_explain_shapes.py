@@ -175,6 +175,20 @@ def test_wrong_shapes_are_one_sentence_naming_the_dimension():
     )
 
 
+def test_shape_errors_carry_the_argument_and_dimension():
+    lstm = rnn.LSTM(H_IN, H, num_layers=2)
+    cases = [
+        (((T, B, H_IN), ((1, B, H), (2, B, H))), ("h0", 0)),
+        (((T, B, H_IN), ((2, B, H), (2, B, 7))), ("c0", 2)),
+        (((T, B, 4), None), ("input", 2)),
+        (((T, B, H_IN, 1), None), ("input", None)),
+    ]
+    for (input, hx), expected in cases:
+        with pytest.raises(ShapeError) as caught:
+            shapes(lstm, input, hx)
+        assert (caught.value.argument, caught.value.dimension) == expected
+
+
 def test_the_seed_notes_shapes_run_and_the_table_names_what_they_are():
     # The note's nn.RNN(5, 6, 1) on (1, 3, 5) with h0 (1, 3, 6) runs: its two mislabelings cancel out.
     table = shapes(rnn.RNN(5, 6, 1), (1, 3, 5), (1, 3, 6))

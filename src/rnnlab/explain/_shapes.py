@@ -230,10 +230,12 @@ def _zeros(module: nn.Module, shape: tuple[int, ...]) -> Tensor:
     return torch.zeros(shape) if like is None else torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
-def _mismatch(argument: str, given: tuple[int, ...], want: Row, time: int | None = None) -> str:
-    """One sentence: the first dimension where ``given`` differs from the expected row ('' if none does)."""
+def _mismatch(argument: str, given: tuple[int, ...], want: Row, time: int | None = None) -> ShapeError | None:
+    """One sentence: the first dimension where ``given`` differs from the expected row (None if none does)."""
     if len(given) != len(want.dims):
-        return f"{argument} has {len(given)} dimensions {given}, expected {len(want.dims)}: {want}"
+        return ShapeError(
+            f"{argument} has {len(given)} dimensions {given}, expected {len(want.dims)}: {want}", argument
+        )
     for i, (got, dim) in enumerate(zip(given, want.dims, strict=True)):
         if got != dim.size:
             meaning = MEANING.get(dim.name, dim.name)
@@ -244,8 +246,8 @@ def _mismatch(argument: str, given: tuple[int, ...], want: Row, time: int | None
                     f": {time} is the input's T (time steps), but {argument} holds one state per sequence, "
                     "not one per step"
                 )
-            return sentence
-    return ""
+            return ShapeError(sentence, argument, i)
+    return None
 
 
 def _call(module: nn.Module, x: Tensor, hx):
@@ -306,7 +308,7 @@ def shapes(
     try:
         reference = _call(module, x, None)
     except (RuntimeError, ValueError) as err:
-        raise ShapeError(_input_error(spec, in_shape, err), "input") from err
+        raise _input_error(spec, in_shape, err) from err
     batched = x.dim() == (2 if spec.is_cell else 3)
     batch_dim = 0 if spec.is_cell or spec.batch_first else 1
     time = None if spec.is_cell else in_shape[1 if spec.batch_first and batched else 0]
@@ -326,8 +328,8 @@ def shapes(
             result = _call(module, x, tuple(states) if len(states) > 1 else states[0])
         except (RuntimeError, ValueError) as err:
             for shape, want in zip(given, expects[1:], strict=True):
-                if message := _mismatch(want.name, shape, want, time):
-                    raise ShapeError(message, want.name) from err
+                if (error := _mismatch(want.name, shape, want, time)) is not None:
+                    raise error from err
             raise ShapeError(f"the layer rejected the state: {err}", "hx") from err
     output, states = _split(spec, result)
     returns = (
@@ -356,19 +358,21 @@ def _is_shape(value) -> bool:
     return isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value)
 
 
-def _input_error(spec: _Spec, shape: tuple[int, ...], err: Exception) -> str:
+def _input_error(spec: _Spec, shape: tuple[int, ...], err: Exception) -> ShapeError:
     allowed = (1, 2) if spec.is_cell else (2, 3)
     if len(shape) not in allowed:
         batched, single = _input_names(spec, allowed[1]), _input_names(spec, allowed[0])
-        return (
+        message = (
             f"input has {len(shape)} dimensions {shape}, expected {allowed[1]} ({', '.join(batched)}) "
             f"or {allowed[0]} for one unbatched {'sample' if spec.is_cell else 'sequence'} "
             f"({', '.join(single)})"
         )
+        return ShapeError(message, "input")
     if shape[-1] != spec.input_size:
         last = len(shape) - 1
-        return f"input has {shape[-1]} in dimension {last} ({MEANING['H_in']}), expected {spec.input_size}"
-    return f"the layer rejected an input of shape {shape}: {err}"
+        message = f"input has {shape[-1]} in dimension {last} ({MEANING['H_in']}), expected {spec.input_size}"
+        return ShapeError(message, "input", last)
+    return ShapeError(f"the layer rejected an input of shape {shape}: {err}", "input")
 
 
 def _legend(spec: _Spec, values: dict[str, int], batched: bool) -> list[tuple[str, int, str]]:
