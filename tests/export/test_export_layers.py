@@ -19,7 +19,8 @@ from export_testing import assert_close, op_types, run, session  # noqa: E402
 import rnnlab.nn as rnn  # noqa: E402
 from rnnlab.export import ExportError, to_onnx  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+# One worker per module under `--dist loadgroup`, so each layer is exported once.
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("export_layers")]
 
 
 @dataclass(frozen=True)
