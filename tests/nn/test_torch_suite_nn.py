@@ -525,3 +525,36 @@ def test_variant_constructor_types(name):
         getattr(rnn, name)(10.0, 4)
     with pytest.raises(ValueError, match="hidden_size"):
         getattr(rnn, name)(10, 0)
+
+
+BF16_RUN = (
+    "torch.nn's {} runs in bfloat16 under CPU autocast (bfloat16 output and state); rnnlab's stays float32"
+)
+AUTOCAST = {
+    "RNN": BF16_RUN.format("RNN"),
+    "LSTM": BF16_RUN.format("LSTM"),
+    "GRU": "torch.nn's GRU runs in float32 exactly under CPU autocast; rnnlab's matmuls autocast to bfloat16",
+}
+
+
+@PATHS
+@pytest.mark.parametrize(
+    "mode", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=AUTOCAST[m])) for m in LAYERS]
+)
+def test_cpu_autocast(mode, fused):
+    """torch.autocast('cpu', bfloat16) as in torch.nn: aten::lstm, aten::rnn_* in bf16, aten::gru in fp32."""
+
+    def run(lib):
+        m = build(lib, mode, 8, 16, 2, use_fused=fused)
+        x = torch.randn(5, 3, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = flat(m(x))
+        sum(o.float().sum() for o in out).backward()
+        return [o.dtype for o in out], [o.float() for o in out], x.grad
+
+    got = _both(run)
+    assert got["rnnlab"][0] == got["torch"][0]
+    low = torch.bfloat16 in got["torch"][0]
+    torch.testing.assert_close(
+        got["rnnlab"][1:], got["torch"][1:], **({"rtol": 2e-2, "atol": 2e-2} if low else tol(torch.float32))
+    )
