@@ -272,7 +272,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         module = get_task(args.task)
         result = runs.train_from_args(args, module)
-        if result is not None:
+        if result is not None:  # every task's result names its folder, best epoch and history
+            print(f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}")
             print(module.summary(result))
         return 0
     task = _run_dir_task(args.run_dir)

@@ -11,7 +11,8 @@ fingerprints, texts from stdin) is :mod:`rnnlab.tasks.runs`. A task module offer
 * for ``rnnlab train TASK``: ``add_train_arguments(parser)``, ``TRAIN_SHORTCUTS`` (option dest -> config key,
   e.g. ``{"data": "data.dataset"}``), ``DERIVED`` (config keys ``train()`` sets from the data, refused as
   overrides), ``RENAMED`` (old config key -> new, so older ``config.json`` files load) and
-  ``summary(result) -> str`` (printed when training ends);
+  ``summary(result) -> str`` (its metrics, printed when training ends; ``result`` has ``run_dir``,
+  ``best_epoch`` and ``history``, which the command line prints first);
 * for the other subcommands, any of ``run_evaluate(args)``, ``run_predict(args)``,
   ``run_plot_attention(args)`` (``args`` as parsed by :mod:`rnnlab.cli`), and ``CLI_OPTIONS``: which
   task-specific options of those subcommands (``"beam"``, ``"text_column"``, ...) it takes; the command

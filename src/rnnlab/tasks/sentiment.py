@@ -358,10 +358,9 @@ def add_train_arguments(parser) -> None:
 
 
 def summary(result: TrainResult) -> str:
-    """What ``rnnlab train sentiment`` prints when training ends."""
+    """The metrics ``rnnlab train sentiment`` prints after the run folder and best epoch."""
     best = result.valid_metrics
     lines = [
-        f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}",
         f"valid: accuracy {best['accuracy']:.4f}  macro-F1 {best['macro_f1']:.4f}",
     ]
     if result.test_metrics is not None:

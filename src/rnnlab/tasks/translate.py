@@ -526,10 +526,9 @@ def add_train_arguments(parser) -> None:
 
 
 def summary(result: TranslateResult) -> str:
-    """What ``rnnlab train translate`` prints when training ends."""
+    """The metrics ``rnnlab train translate`` prints after the run folder and best epoch."""
     best = result.valid_metrics
     lines = [
-        f"run: {result.run_dir}  best epoch: {result.best_epoch} of {len(result.history)}",
         f"valid: exact match {best['exact_match']:.4f}  BLEU {best['bleu']:.2f}",
     ]
     if result.test_metrics is not None:
