@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rnn_testing import flat_outputs, tol
 from torch import nn
@@ -146,7 +146,15 @@ def _run(layer, case):
     return [o.detach() for o in outs], grads
 
 
-@settings(max_examples=600, derandomize=True, deadline=None, database=None)
+# derandomize: the same 600 cases on every run (a failure reproduces as is); too_slow is only about drawing
+# the case, which a loaded shared machine can slow down without anything being wrong.
+@settings(
+    max_examples=600,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(case=cases())
 def test_rnnlab_matches_torch_nn(case):
     cls_name, kw, dtype = case["cls_name"], case["kw"], case["dtype"]
