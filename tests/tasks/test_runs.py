@@ -132,6 +132,20 @@ def test_a_stale_staging_folder_from_a_killed_run_does_not_block(old_run, data):
     assert not stale.exists() and mine.exists()
 
 
+def test_a_swap_cut_by_kill_is_undone_by_the_next_run(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    run = tmp_path / "r"
+    backup = tmp_path / f".r.rnnlab-old-{int(dead.stdout)}-xyz"  # the earlier run, moved aside
+    (backup / "best").mkdir(parents=True)
+    (backup / "config.json").write_text('{"old": 1}', encoding="utf-8")
+    with pytest.raises(runs.DataError, match="already holds a run"):  # moved back: nothing lost
+        runs.RunFolder(run)
+    assert json.loads((run / "config.json").read_text()) == {"old": 1} and (run / "best").is_dir()
+    assert staging_left(run) == []
+
+
 def test_run_folder_commit_replaces_run_files_only(tmp_path):
     path = tmp_path / "r"
     (path / "best").mkdir(parents=True)

@@ -86,6 +86,7 @@ def test_train_writes_a_complete_run(run):
     rows = _rows(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"accuracy", "macro_f1", "cm_neg_neg", "cm_neg_pos", "cm_pos_neg", "cm_pos_pos"} <= set(rows[0])
+    assert {"train_loss", "valid_loss"} <= set(rows[0]) and "loss" not in rows[0]  # the shared names
     assert (
         sum(float(rows[0][f"cm_{a}_{b}"]) for a in ("neg", "pos") for b in ("neg", "pos")) == 8
     )  # 10% of 80

@@ -100,6 +100,14 @@ def test_predict_returns_text_scores_and_an_attention_row_per_output_token(run):
             assert r["log_prob"] <= 0
     with pytest.raises(DataError, match="texts"):
         predict(run_dir, ["   "])
+    for beam in (0, 101, 2.5):
+        with pytest.raises(
+            ConfigError,
+            match=f"beam: expected an integer from 1 .greedy. to 100 .the beam search cap., received {beam}",
+        ):
+            predict(run_dir, ["24/03/2036"], beam=beam)
+    with pytest.raises(ConfigError, match="received 0"):
+        evaluate(run_dir, beam=0)
 
 
 def test_the_checkpoint_rebuilds_the_trained_model(run):

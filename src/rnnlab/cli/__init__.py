@@ -98,6 +98,24 @@ def _sub(commands, name: str, help: str, examples: list[str], description: str |
     )
 
 
+# Options several subcommands share, spelled once: name -> (flags, add_argument keywords).
+_SHARED = {
+    "run_dir": (("run_dir",), {"type": Path, "metavar": "RUN_DIR", "help": "a run folder written by train"}),
+    "json": (("--json",), {"action": "store_true", "help": "print JSON (one object per line for predict)"}),
+    "beam": (("--beam",), {"type": int, "help": "beam width for sequence outputs (default: the run's)"}),
+    "output": (
+        ("-o", "--output"),
+        {"required": True, "type": Path, "help": "image to write: .png, .svg or .pdf (folders are created)"},
+    ),
+}
+
+
+def _shared(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        flags, options = _SHARED[name]
+        parser.add_argument(*flags, **options)
+
+
 def _add_train(commands, task_named: str | None) -> None:
     from rnnlab.tasks import TASKS, get_task
 
@@ -175,12 +193,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "score a run on its test split or on other data",
         ["rnnlab evaluate runs/zh --json", "rnnlab evaluate runs/zh --data other.csv"],
     )
-    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _shared(evaluate, "run_dir")
     evaluate.add_argument("--data", help="a bundled data set or a file (default: the run's own test split)")
     evaluate.add_argument("--text-column", help="text column of --data (default: the run's)")
     evaluate.add_argument("--label-column", help="label column of --data (default: the run's)")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--beam", type=int, help="beam width for sequence outputs (default: the run's)")
+    _shared(evaluate, "json", "beam")
     evaluate.set_defaults(hook="run_evaluate")
 
     predict = _sub(
@@ -194,12 +211,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         ],  # fmt: skip
         description=f"Label or translate texts with a trained run; {_DASH_HINT}.",
     )
-    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _shared(predict, "run_dir")
     predict.add_argument(
         "texts", nargs="*", metavar="TEXT", help="texts (default: stdin, one per line; blank lines skipped)"
     )
-    predict.add_argument("--json", action="store_true", help="print one JSON object per text, with attention")
-    predict.add_argument("--beam", type=int, help="beam width for sequence outputs (default: the run's)")
+    _shared(predict, "json", "beam")
     predict.set_defaults(hook="run_predict")
 
     plot = _sub(
@@ -209,16 +225,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         ["rnnlab plot attention runs/zh '物流很快' -o attention.png", "rnnlab plot curves runs/zh -o c.png"],
     )
     kinds = plot.add_subparsers(dest="kind", required=True, metavar="KIND", parser_class=_Parser)
-    out_help = "image file to write: .png, .svg or .pdf (missing folders are created)"
     attention = kinds.add_parser("attention", help="heatmap of the attention over a text's tokens")
-    attention.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _shared(attention, "run_dir")
     attention.add_argument("text", metavar="TEXT")
-    attention.add_argument("-o", "--output", required=True, type=Path, help=out_help)
-    attention.add_argument("--beam", type=int, help="beam width for sequence outputs (default: the run's)")
+    _shared(attention, "output", "beam")
     attention.set_defaults(hook="run_plot_attention")
     curves = kinds.add_parser("curves", help="training loss and validation metrics per epoch")
-    curves.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    curves.add_argument("-o", "--output", required=True, type=Path, help=out_help)
+    _shared(curves, "run_dir", "output")
     curves.set_defaults(func=commands.run_plot_curves)
 
     info = _sub(
@@ -227,8 +240,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "what a run folder holds: task, config, data, metrics, checkpoint sizes",
         ["rnnlab info runs/zh", "rnnlab info runs/zh --json"],
     )
-    info.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    info.add_argument("--json", action="store_true", help="print one JSON object")
+    _shared(info, "run_dir", "json")
     info.set_defaults(hook="run_info")
 
     tasks = _sub(subparsers, "tasks", "list the tasks rnnlab can train", ["rnnlab tasks"])
@@ -240,7 +252,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         ["rnnlab datasets", "rnnlab datasets translate --json"],
     )
     datasets.add_argument("task", nargs="?", metavar="TASK", help="only this task's data sets")
-    datasets.add_argument("--json", action="store_true", help="print one JSON list")
+    _shared(datasets, "json")
     datasets.set_defaults(func=commands.run_datasets)
 
     for name in EXTENSIONS:

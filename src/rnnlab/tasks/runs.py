@@ -98,13 +98,22 @@ def _alive(pid: int) -> bool:
 
 
 def _remove_stale(run_dir: Path) -> None:
-    """Remove hidden staging folders of ``run_dir`` left by processes that no longer run (kill -9)."""
+    """Clear the hidden folders of ``run_dir`` left by processes that no longer run (kill -9).
+
+    A staged new run (``-new-``) is removed. A moved-aside earlier run (``-old-``: killed in the middle of
+    the swap) is moved back when ``run_dir`` holds no run (the new one never arrived), else removed.
+    """
     if not run_dir.parent.is_dir():
         return
     for entry in run_dir.parent.iterdir():
         m = _STAGED.match(entry.name)
-        if m and m["name"] == run_dir.name and entry.is_dir() and not _alive(int(m["pid"])):
-            shutil.rmtree(entry, ignore_errors=True)
+        if not (m and m["name"] == run_dir.name and entry.is_dir()) or _alive(int(m["pid"])):
+            continue
+        if m[2] == "old" and not any((run_dir / name).exists() for name in RUN_FILES):
+            run_dir.mkdir(exist_ok=True)
+            for item in entry.iterdir():
+                item.rename(run_dir / item.name)
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 class RunFolder:
@@ -121,8 +130,8 @@ class RunFolder:
         self.resume = resume
         self.writer = _rank() == 0
         if self.writer:
-            check_run_dir(self.path, resume, overwrite)
             _remove_stale(self.path)
+            check_run_dir(self.path, resume, overwrite)
         elif resume and not (self.path / "last").is_dir():
             check_run_dir(self.path, resume, overwrite)
         self.dir = self.path
