@@ -7,6 +7,8 @@ import torch
 
 # Float32 tolerance, scaled to the reference's magnitude (the "1e-5 scaled to the output").
 ATOL = 1e-5
+# Every difference measured by assert_close, as (what, difference): read by whoever wants the largest.
+MEASURED: list[tuple[str, float]] = []
 
 
 def session(path):
@@ -34,6 +36,7 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor, what: str) -> float
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
     diff = float(np.abs(actual - expected).max()) if expected.size else 0.0
     scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+    MEASURED.append((what, diff))
     assert diff <= ATOL * scale, f"{what}: max abs difference {diff:.3g} > {ATOL * scale:.3g}"
     return diff
 

@@ -203,6 +203,7 @@ def test_static_export_fixes_the_example_shapes(tmp_path):
     [
         (lambda: rnn.LayerNormLSTM(3, 4), (torch.randn(4, 2, 3),), "LayerNormLSTM"),
         (lambda: rnn.GRU(3, 4).double(), (torch.randn(4, 2, 3, dtype=torch.float64),), "float64"),
+        (lambda: rnn.GRU(3, 4), (torch.randn(4, 2, 3, dtype=torch.float64),), "float64"),
         (lambda: rnn.GRU(3, 4), (torch.randn(4, 1, 3),), "batch axis"),
         (lambda: rnn.GRU(3, 4), (torch.randn(4, 2, 5),), "args[0]"),
         (lambda: rnn.LSTM(3, 4), (torch.randn(4, 2, 3), torch.zeros(1, 2, 4)), "(h0, c0)"),

@@ -168,6 +168,14 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
         raise ExportError(f"args: expected a tuple of example inputs, received {type(args).__name__}")
     if not isinstance(dynamic, bool):
         raise ExportError(f"dynamic: expected a bool, received {dynamic!r}")
+    if not isinstance(module, nn.Module):
+        raise ExportError(f"module: expected a torch.nn.Module, received {type(module).__name__}")
+    dtypes = sorted({str(p.dtype) for p in module.parameters()} - {"torch.float32"})
+    if dtypes:
+        raise ExportError(
+            f"module: expected float32 parameters (what ONNX runtime's recurrent kernels run), "
+            f"received {dtypes}"
+        )
     path = Path(path)
     was_training = module.training
     module.eval()
