@@ -90,11 +90,11 @@ def readable_grads(
     gradients are (vmap over the backward).
     """
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr = inputs
-    x_in = x if shape is None else x.reshape(shape)
     state = (h0, c0) if mode == "LSTM" else (h0,)
     weights = (w_ih, w_hh, b_ih, b_hh, w_hr) if mode == "LSTM" else (w_ih, w_hh, b_ih, b_hh)
     create_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
+    with torch.enable_grad():  # the whole readable graph, from x on: a view taken outside has no history
+        x_in = x if shape is None else x.reshape(shape)  # (T, B, H_in), or packed (N, H_in) as it is
         out, final = run_direction_readable(
             mode, x_in, batch_sizes if shape is None else None, state, weights, reverse
         )
