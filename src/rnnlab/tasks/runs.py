@@ -189,12 +189,13 @@ class RunFolder:
             self.dir = self.path
 
     def write_json(self, name: str, data: Any) -> Path:
-        """Write ``data`` as JSON to ``name`` in :attr:`dir`, atomically (rank 0 only)."""
-        from rnnlab.training.checkpoint import atomic_write_text
+        """Write ``data`` as strict JSON to ``name`` in :attr:`dir`, atomically (rank 0 only); a NaN in it
+        is written as null, with a warning (:func:`rnnlab.training.atomic_write_json`)."""
+        from rnnlab.training import atomic_write_json
 
         path = self.dir / name
         if self.writer:
-            atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            atomic_write_json(path, data)
         return path
 
     def trainer(self, config, task: str):
