@@ -219,9 +219,13 @@ def outcome(fn: Callable[[Any], Any], lib: Any) -> tuple[str, Any]:
         return type(e).__name__, str(e).splitlines()[0] if str(e) else ""
 
 
-def assert_same_outcome(fn: Callable[[Any], Any], message: bool = True, **tol) -> Any:
-    """Run ``fn(torch.nn)`` and ``fn(rnnlab.nn)``: the same exception type (and message), or close values."""
+def assert_same_outcome(fn: Callable[[Any], Any], *, raises: bool, message: bool = True, **tol) -> Any:
+    """Run ``fn(torch.nn)`` and ``fn(rnnlab.nn)``: the same exception type (and message), or close values.
+
+    ``raises`` states what torch.nn does, so that a harness error common to both runs cannot pass.
+    """
     ref, ours = outcome(fn, nn), outcome(fn, rnn)
+    assert (ref[0] != "ok") == raises, f"torch.nn itself: {ref}"
     if ref[0] != "ok" or ours[0] != "ok":
         assert ours[0] == ref[0], f"rnnlab: {ours}, torch: {ref}"
         if message:
