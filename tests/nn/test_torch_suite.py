@@ -4,7 +4,9 @@ Two sources (written in our own words; see the report table in the lead's closin
 
 * test/test_modules.py's generic checks, over the ModuleInfo samples of RNN, GRU, LSTM and the three cells
   (ported in torch_suite_helpers.py, and checked against module_db itself in a child process);
-* test/test_nn.py's tests about RNN, LSTM, GRU and their cells (TestNN and TestNNDeviceType), CPU parts.
+* test/test_expanded_weights.py's module test and CPU autocast as test/test_autocast.py expects it.
+
+test/test_nn.py's tests about RNN, LSTM, GRU and their cells are ported in test_torch_suite_nn.py.
 
 Checks that fail on rnnlab today are kept and marked ``xfail(strict=True)`` with what differs, so they
 flip to failures (to be unmarked) once fixed. CUDA / cuDNN-only tests are not ported (nothing to run here).
@@ -21,6 +23,7 @@ import torch
 from rnn_testing import tol
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
+from torch.nn.utils import rnn as rnn_utils
 from torch_suite_helpers import (
     CELLS,
     LAYERS,
@@ -42,6 +45,7 @@ DTYPES = [torch.float32, torch.float64]
 # (module, use_fused): the layers on both of rnnlab's paths, the cells (which have one).
 CASES = [(n, f) for n in LAYERS for f in (True, False)] + [(n, None) for n in CELLS]
 CASE_IDS = [n if f is None else f"{n}-{'fused' if f else 'readable'}" for n, f in CASES]
+PATHS = pytest.mark.parametrize("fused", [True, False], ids=["fused", "readable"])
 
 
 def _module(lib, name, sample, fused, dtype=None, training=True):
@@ -310,3 +314,66 @@ def test_cpu_gpu_parity(name):
         torch.testing.assert_close(tuple(o.cpu() for o in flat(gpu(*on_gpu))), flat(cpu(*inputs)))
         gpu.cpu()
         torch.testing.assert_close(flat(gpu(*inputs)), flat(cpu(*inputs)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# other PyTorch test files that run torch.nn's recurrent layers: test_expanded_weights.py (module_db
+# driven), test_autocast.py (CPU autocast of aten::lstm / rnn_* / gru), test_jit.py (script and trace)
+# ---------------------------------------------------------------------------------------------------
+BF16_RUN = (
+    "torch.nn's {} runs in bfloat16 under CPU autocast (bfloat16 output and state); rnnlab's stays float32"
+)
+AUTOCAST = {
+    "RNN": BF16_RUN.format("RNN"),
+    "LSTM": BF16_RUN.format("LSTM"),
+    "GRU": "torch.nn's GRU runs in float32 exactly under CPU autocast; rnnlab's matmuls autocast to bfloat16",
+}
+
+
+@PATHS
+@pytest.mark.parametrize(
+    "mode", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=AUTOCAST[m])) for m in LAYERS]
+)
+def test_cpu_autocast(mode, fused):
+    """torch.autocast('cpu', bfloat16) as in torch.nn: aten::lstm, aten::rnn_* in bf16, aten::gru in fp32."""
+
+    def run(lib):
+        m = build(lib, mode, 8, 16, 2, use_fused=fused)
+        x = torch.randn(5, 3, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = flat(m(x))
+        sum(o.float().sum() for o in out).backward()
+        return [o.dtype for o in out], [o.float() for o in out], x.grad
+
+    got = {key: run(lib) for key, lib in LIBS.items()}
+    assert got["rnnlab"][0] == got["torch"][0]
+    low = torch.bfloat16 in got["torch"][0]
+    torch.testing.assert_close(
+        got["rnnlab"][1:], got["torch"][1:], **({"rtol": 2e-2, "atol": 2e-2} if low else tol(torch.float32))
+    )
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN:UserWarning")  # from mkldnn.flags()
+@PATHS
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=(
+        "ExpandedWeights: 'Expanded Weights encountered but cannot handle function __get__' (fused) / 't'"
+        " (readable)"))) for m in LAYERS],
+)  # fmt: skip
+def test_expanded_weights_module(mode, packed, fused):
+    """test_expanded_weights.py's test_module for RNN/GRU/LSTM: per-sample gradients of every parameter."""
+    from torch.nn.utils._per_sample_grad import call_for_per_sample_grads
+
+    x = torch.randn(4, 5, 2, generator=torch.Generator().manual_seed(1))
+
+    def run(lib):
+        m = build(lib, mode, 2, 3, batch_first=True, use_fused=fused)
+        inp = rnn_utils.pack_padded_sequence(x, [5, 3, 3, 2], batch_first=True) if packed else x
+        with torch.backends.mkldnn.flags(enabled=False):  # torch.nn's LSTM: the oneDNN kernel has no rule
+            out = call_for_per_sample_grads(m, batch_size=4)(inp)[0]
+            (out.data if packed else out).sum().backward()
+        return [p.grad_sample for p in m.parameters()]
+
+    assert_same_outcome(run, **tol(torch.float32), raises=False)
