@@ -4,7 +4,7 @@ Two sources (written in our own words; see the report table in the lead's closin
 
 * test/test_modules.py's generic checks, over the ModuleInfo samples of RNN, GRU, LSTM and the three cells
   (ported in torch_suite_helpers.py, and checked against module_db itself in a child process);
-* test/test_expanded_weights.py's module test and CPU autocast as test/test_autocast.py expects it.
+* test/test_expanded_weights.py's module test; and what torch.nn's layers do under CPU autocast.
 
 test/test_nn.py's tests about RNN, LSTM, GRU and their cells are ported in test_torch_suite_nn.py.
 
@@ -317,8 +317,8 @@ def test_cpu_gpu_parity(name):
 
 
 # ---------------------------------------------------------------------------------------------------
-# other PyTorch test files that run torch.nn's recurrent layers: test_expanded_weights.py (module_db
-# driven), test_autocast.py (CPU autocast of aten::lstm / rnn_* / gru), test_jit.py (script and trace)
+# beyond test_modules.py: test_expanded_weights.py's module test (module_db driven), and CPU autocast
+# (aten::lstm and aten::rnn_* run in bfloat16 there, aten::gru in float32)
 # ---------------------------------------------------------------------------------------------------
 BF16_RUN = (
     "torch.nn's {} runs in bfloat16 under CPU autocast (bfloat16 output and state); rnnlab's stays float32"
