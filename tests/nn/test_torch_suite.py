@@ -140,6 +140,22 @@ def test_pickle(name, fused):
             torch.testing.assert_close(flat(copy_(*inputs)), flat(m(*inputs)), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", LAYERS + CELLS)
+def test_save_load(name):
+    """state_dict through torch.save / torch.load (weights-only): loads strictly into a fresh module of
+    either library, which then gives the same outputs."""
+    for sample in samples(name):
+        inputs = sample.inputs(torch.float32, requires_grad=False)
+        source = _module(nn, name, sample, None)
+        buf = io.BytesIO()
+        torch.save(source.state_dict(), buf)
+        for lib in LIBS.values():
+            buf.seek(0)
+            target = build(lib, name, *sample.args, seed=1, **sample.kwargs)
+            target.load_state_dict(torch.load(buf), strict=True)
+            torch.testing.assert_close(flat(target(*inputs)), flat(source(*inputs)), **tol(torch.float32))
+
+
 def _noncontiguous(obj):
     """torch's trick: every tensor re-made with a stride of 2 in its last dimension."""
     if isinstance(obj, tuple):
