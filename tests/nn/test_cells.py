@@ -103,22 +103,86 @@ def test_lstm_cell_hand_computed():
     torch.testing.assert_close(h, (s * torch.tanh(c_expected)).view(1, 1))
 
 
+def _bad_calls(name):
+    """Wrong inputs for a cell (3, 4), each with the state built for that cell kind."""
+    r = torch.randn
+
+    def state(*shape, c_shape=None):
+        h = r(*shape)
+        return (h, r(*(c_shape or shape))) if name == "LSTMCell" else h
+
+    calls = {
+        "3-D input": (r(2, 2, 3), None),
+        "0-D input": (r(()), None),
+        "input size": (r(2, 5), None),
+        "input size, unbatched": (r(5), None),
+        "hidden size": (r(2, 3), state(2, 5)),
+        "batch mismatch": (r(3, 3), state(5, 4)),
+        "batch mismatch and hidden size": (r(3, 3), state(5, 7)),
+        "input size before the state": (r(3, 5), state(5, 4)),
+        "float64 input": (r(2, 3).double(), None),
+        "float64 input, float32 state": (r(2, 3).double(), state(2, 4)),
+        "float64 state": (
+            r(2, 3),
+            state(2, 4).double() if name != "LSTMCell" else (r(2, 4).double(), r(2, 4)),
+        ),
+        "int64 input": (torch.ones(2, 3, dtype=torch.long), None),
+        "float16 input": (r(2, 3).half(), None),
+        "shape before dtype": (r(2, 5).double(), None),
+        "3-D state": (r(2, 3), state(1, 2, 4)),
+        "4-D state": (r(3, 3), state(3, 1, 1, 4)),
+        "unbatched input, batched state": (r(3), state(2, 4)),
+        "batched input, unbatched state": (r(2, 3), state(4)),
+        "unbatched state of the wrong size": (r(3), state(5)),
+    }
+    if name == "LSTMCell":
+        calls |= {
+            "c size": (r(2, 3), (r(2, 4), r(2, 5))),
+            "c batch": (r(2, 3), (r(2, 4), r(3, 4))),
+            "c 3-D": (r(2, 3), (r(2, 4), r(1, 2, 4))),
+            "h wrong, c wrong": (r(2, 3), (r(2, 21), r(2, 20))),
+            "one tensor for (h, c)": (r(2, 3), r(2, 4)),
+            "three states": (r(2, 3), (r(2, 4),) * 3),
+        }
+    return calls
+
+
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize(("name", "kw"), CELLS, ids=IDS)
-def test_cell_errors_match_torch(name, kw):
-    ref, ours = _pair(name, torch.float32, **kw)
-    bad_inputs = [
-        (torch.randn(2, 2, 3), None),  # 3-D input
-        (torch.randn(2, 5), None),  # wrong feature size
-        (torch.randn(2, 3), torch.randn(3, 4)),  # batch mismatch with hidden
-        (torch.randn(2, 3), torch.randn(2, 5)),  # wrong hidden size
-        (torch.randn(2, 3), torch.randn(1, 2, 4)),  # 3-D hidden
-    ]
-    for x, h in bad_inputs:
-        hx = None if h is None else ((h, h) if name == "LSTMCell" else h)
+def test_cell_errors_match_torch(name, kw, bias):
+    """Same exception type and message as torch.nn's cell for each wrong input (shapes before dtypes)."""
+    ref, ours = _pair(name, torch.float32, bias=bias, **kw)
+    for what, (x, hx) in _bad_calls(name).items():
         with pytest.raises(Exception) as expected:
             ref(x, hx)
-        with pytest.raises(expected.type):
+        with pytest.raises(expected.type) as got:
             ours(x, hx)
+        assert str(got.value) == str(expected.value), what
+
+
+def test_cell_messages_name_the_states_as_torch_does():
+    """The messages issue 11 quotes, hand-written (torch's own test_nn regexes)."""
+    x, good = torch.randn(3, 10), torch.randn(3, 20)
+    lstm = rnn.LSTMCell(10, 20)
+    with pytest.raises(RuntimeError, match="^hidden0 has inconsistent hidden_size: got 21, expected 20$"):
+        lstm(x, (torch.randn(3, 21), good))
+    with pytest.raises(RuntimeError, match="^hidden1 has inconsistent hidden_size: got 21, expected 20$"):
+        lstm(x, (good, torch.randn(3, 21)))
+    with pytest.raises(RuntimeError, match="^Input batch size 3 doesn't match hidden1 batch size 5$"):
+        lstm(x, (good, torch.randn(5, 20)))
+    with pytest.raises(RuntimeError, match="^Input batch size 3 doesn't match hidden0 batch size 5$"):
+        rnn.GRUCell(10, 20)(x, torch.randn(5, 20))
+
+
+@pytest.mark.parametrize(("name", "kw"), CELLS, ids=IDS)
+def test_cell_of_hidden_size_zero_runs_as_torch(name, kw):
+    ref, ours = getattr(nn, name)(10, 0, **kw), getattr(rnn, name)(10, 0, **kw)
+    x = torch.randn(3, 10)
+    expected, got = ref(x), ours(x)
+    for e, g in zip(
+        expected if name == "LSTMCell" else [expected], got if name == "LSTMCell" else [got], strict=True
+    ):
+        assert g.shape == e.shape == (3, 0)
 
 
 def test_cell_repr_matches_torch():

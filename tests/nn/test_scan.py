@@ -320,24 +320,25 @@ def test_dropout_between_layers_only_in_training(model_cls):
     assert torch.equal(model(x)[0], model(x)[0])
     model.train()
     assert not torch.equal(model(x)[0], model(x)[0])
-    single = model_cls(3, 16, num_layers=1, dropout=0.5).train()  # no layer after the last: no dropout
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):  # as torch.nn
+        single = model_cls(3, 16, num_layers=1, dropout=0.5).train()  # no layer after the last: no dropout
     assert torch.equal(single(x)[0], single(x)[0])
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"input_size": 0}, "input_size"),
-        ({"hidden_size": 2.5}, "hidden_size"),
-        ({"num_layers": 0}, "num_layers"),
-        ({"dropout": 1.5}, "dropout"),
-        ({"mode": "fast"}, "mode"),
+        ({"input_size": 0}, ValueError, "input_size"),
+        ({"hidden_size": 2.5}, TypeError, "hidden_size should be of type int, got: float"),
+        ({"num_layers": 0}, ValueError, "num_layers"),
+        ({"dropout": 1.5}, ValueError, "dropout"),
+        ({"mode": "fast"}, ValueError, "mode"),
     ],
 )
 @pytest.mark.parametrize("model_cls", MODELS)
-def test_constructor_errors_name_the_argument(model_cls, kwargs, match):
+def test_constructor_errors_name_the_argument(model_cls, kwargs, error, match):
     args = {"input_size": 3, "hidden_size": 4, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         model_cls(**args)
 
 

@@ -30,14 +30,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.nn._stack import run_stack
 from rnnlab.nn.attention import AttentionPooling
 from rnnlab.nn.masking import lengths_to_mask
 from rnnlab.nn.recurrent import GRU, LSTM, RNN
-
-try:  # the variants land in parallel with this model; without them only rnn / lstm / gru exist
-    from rnnlab.nn.variants import VARIANTS
-except ImportError:  # pragma: no cover
-    VARIANTS = {}
+from rnnlab.nn.variants import VARIANTS
 
 __all__ = ["ClassifierConfig", "RecurrentClassifier", "PaddedEncoder", "ENCODERS", "POOLINGS"]
 
@@ -129,7 +126,8 @@ def _reverse_within_lengths(lengths: Tensor, T: int) -> Tensor:
 class PaddedEncoder(nn.Module):
     """A stack of one-direction layers that take padded (B, T, ·) input (the rnnlab.nn variants).
 
-    Layer ``l`` direction ``d`` is ``layers[l][d]``, built as ``make_layer(input_size, hidden_size)``. The
+    Layer ``l`` direction ``d`` is ``layers[l][d]``, built as ``make_layer(input_size, hidden_size)``; the
+    layers, directions and inter-layer dropout are walked by rnnlab.nn's one stack (``run_stack``). The
     reverse direction reads each text from its last real token to its first. Returns outputs (B, T, D*H),
     zero at padding, and the last layer's final state of each direction (B, D*H).
     """
@@ -152,15 +150,16 @@ class PaddedEncoder(nn.Module):
         lengths = lengths.to(x.device)
         valid = lengths_to_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
         flip = _reverse_within_lengths(lengths, T).unsqueeze(-1)  # (B, T, 1)
-        for l, directions in enumerate(self.layers):
-            outputs = []
-            for d, layer in enumerate(directions):
-                inputs = x if d == 0 else x.gather(1, flip.expand(-1, -1, x.shape[-1]))  # (B, T, ·) reversed
-                out, _ = layer(inputs)  # (B, T, H)
-                outputs.append(out if d == 0 else out.gather(1, flip.expand(-1, -1, out.shape[-1])))
-            x = torch.cat(outputs, dim=-1) * valid  # (B, T, D*H); the steps past a text's end are zeroed
-            if self.dropout > 0 and l < len(self.layers) - 1:
-                x = nn.functional.dropout(x, self.dropout, self.training)
+
+        def run(layer: int, direction: int, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+            module = self.layers[layer][direction]
+            if direction == 0:
+                out, _ = module(x)  # (B, T, H)
+                return out * valid, ()  # the steps past a text's end are zeroed
+            out, _ = module(x.gather(1, flip.expand(-1, -1, x.shape[-1])))  # each text reversed in its length
+            return out.gather(1, flip.expand(-1, -1, out.shape[-1])) * valid, ()  # (B, T, H), back in order
+
+        x, _ = run_stack(run, x, (), len(self.layers), len(self.layers[0]), self.dropout, self.training)
         H = self.hidden_size
         last = [x[torch.arange(B, device=x.device), lengths - 1, :H]]  # forward: after the last token, (B, H)
         if len(self.layers[0]) == 2:

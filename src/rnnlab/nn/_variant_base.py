@@ -1,5 +1,5 @@
-"""The machinery every recurrent variant shares: checks at the door, the one time loop, and the cell and
-layer base classes.
+"""The machinery every recurrent variant shares: checks at the door, the time walk of a cell's step
+(run on the one layer stack of :mod:`rnnlab.nn._stack`), and the cell and layer base classes.
 
 Cells are ``cell(x, state) -> state``; a cell's math lives in its ``_step``. Layers are used like
 torch.nn's::
@@ -9,9 +9,9 @@ torch.nn's::
 
 with ``input`` (T, B, H_in), or (B, T, H_in) if ``batch_first``, or unbatched (T, H_in); ``output``
 (T, B, D*H) laid out like the input; ``h_n``, ``c_n`` (L*D, B, H). A layer checks its arguments once, in
-:func:`_prepare`, walks time with :func:`_run_layers` (never validating inside the loop) and hands the
-result back in the caller's layout with :func:`_finish`. PackedSequence is not supported and raises a
-TypeError.
+:func:`_prepare`, walks time with :func:`_run_steps` (never validating inside the loop; layers,
+directions and inter-layer dropout are :func:`rnnlab.nn._stack.run_stack`'s) and hands the result back
+in the caller's layout with :func:`_finish`. PackedSequence is not supported and raises a TypeError.
 
 The public variants built on this live in :mod:`rnnlab.nn.variants` (layer norm, peepholes, every-step
 cell states) and :mod:`rnnlab.nn.regularizers` (zoneout, variational dropout, weight drop).
@@ -27,21 +27,20 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as TF
 from torch.nn.utils.rnn import PackedSequence
+
+from rnnlab.nn._checks import check_dropout, check_flag, check_sequence_length, check_size
+from rnnlab.nn._stack import run_stack, zero_state
 
 # Package-internal: the sibling modules import these; users import the variants from rnnlab.nn.
 __all__ = [
     "State",
     "Step",
-    "_check_size",
-    "_check_prob",
-    "_check_flag",
     "_hidden",
     "_prepare",
     "_to_caller_layout",
     "_finish",
-    "_run_layers",
+    "_run_steps",
     "_uniform_",
     "_VariantCell",
     "_TorchLSTMParams",
@@ -54,25 +53,8 @@ Step = Callable[[Tensor, State], State]
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checks at the door, and the one time loop
+# Checks at the door, and the time walk of a cell's step
 # ---------------------------------------------------------------------------------------------------
-
-
-def _check_size(owner: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}")
-
-
-def _check_prob(owner: str, name: str, value: object, *, below_one: bool = False) -> None:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or not (0 <= value < 1 if below_one else 0 <= value <= 1):
-        interval = "[0, 1)" if below_one else "[0, 1]"
-        raise ValueError(f"{owner}: {name} must be a probability in {interval}, got {value!r}")
-
-
-def _check_flag(owner: str, name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be a bool, got {value!r}")
 
 
 def _hidden(state: State) -> Tensor:
@@ -90,11 +72,11 @@ def _prepare(
     batch_first: bool,
     has_cell_state: bool,
     proj_size: int = 0,
-) -> tuple[Tensor, list[State], bool]:
-    """Check a layer's arguments and bring them to the loop's layout.
+) -> tuple[Tensor, tuple[Tensor, ...], bool]:
+    """Check a layer's arguments and bring them to the stack's layout.
 
-    Returns ``x`` (T, B, H_in), one state per layer and direction (``h`` (B, P), or ``(h, c)`` with ``c``
-    (B, H); ``P = proj_size or H``), and whether the input was unbatched.
+    Returns ``x`` (T, B, H_in), the initial state as a tuple ``(h_0,)`` or ``(h_0, c_0)`` with ``h_0``
+    (L*D, B, P) and ``c_0`` (L*D, B, H) (``P = proj_size or H``), and whether the input was unbatched.
     """
     if isinstance(input, PackedSequence):
         raise TypeError(
@@ -117,29 +99,27 @@ def _prepare(
         x = input.transpose(0, 1)  # (B, T, H_in) -> (T, B, H_in)
     else:
         x = input
-    if x.shape[0] == 0:
-        raise ValueError(f"{owner}: input has no time steps (T = 0), got shape {tuple(input.shape)}")
     batch_size, h_size = x.shape[1], proj_size or hidden_size
+    sizes = (h_size, hidden_size) if has_cell_state else (h_size,)
     if hx is None:
-        h = x.new_zeros(num_states, batch_size, h_size)  # (L*D, B, P)
-        c = x.new_zeros(num_states, batch_size, hidden_size)  # (L*D, B, H)
-        return x, [(h[k], c[k]) if has_cell_state else h[k] for k in range(num_states)], unbatched
+        check_sequence_length(x.shape[0])
+        return x, zero_state(num_states, batch_size, sizes, x), unbatched
     if has_cell_state:
         if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"{owner}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
-        parts = [("h_0", hx[0], h_size), ("c_0", hx[1], hidden_size)]
+        parts = [("h_0", hx[0]), ("c_0", hx[1])]
     else:
         if not isinstance(hx, Tensor):
             raise TypeError(f"{owner}: hx must be a Tensor h_0, got {type(hx).__name__}")
-        parts = [("h_0", hx, hidden_size)]
+        parts = [("h_0", hx)]
     checked = []
-    for name, t, size in parts:
+    for (name, t), size in zip(parts, sizes, strict=True):
         expected = (num_states, size) if unbatched else (num_states, batch_size, size)
         if tuple(t.shape) != expected:
             raise ValueError(f"{owner}: {name} must have shape {expected} (L*D, B, H), got {tuple(t.shape)}")
         checked.append(t.unsqueeze(1) if unbatched else t)  # (L*D, H) -> (L*D, 1, H)
-    states = [tuple(t[k] for t in checked) if has_cell_state else checked[0][k] for k in range(num_states)]
-    return x, states, unbatched
+    check_sequence_length(x.shape[0])  # after the state, as torch.nn
+    return x, tuple(checked), unbatched
 
 
 def _to_caller_layout(t: Tensor, batch_first: bool, unbatched: bool) -> Tensor:
@@ -149,51 +129,49 @@ def _to_caller_layout(t: Tensor, batch_first: bool, unbatched: bool) -> Tensor:
 
 
 def _finish(
-    output: Tensor, finals: list[State], *, batch_first: bool, unbatched: bool, has_cell_state: bool
+    output: Tensor, final: tuple[Tensor, ...], *, batch_first: bool, unbatched: bool
 ) -> tuple[Tensor, State]:
-    """``output`` (T, B, D*H) back to the caller's layout; the final states stacked to (L*D, B, H)."""
-    parts = list(zip(*finals, strict=True)) if has_cell_state else [finals]
-    stacked = [torch.stack(list(p)) for p in parts]  # each (L*D, B, H)
+    """``output`` (T, B, D*H) back to the caller's layout; the final state ``(h_n,)`` or ``(h_n, c_n)``,
+    each (L*D, B, H), as the caller's ``h_n`` or ``(h_n, c_n)``."""
     if unbatched:
-        stacked = [s.squeeze(1) for s in stacked]  # (L*D, 1, H) -> (L*D, H)
-    state = (stacked[0], stacked[1]) if has_cell_state else stacked[0]
+        final = tuple(s.squeeze(1) for s in final)  # (L*D, 1, H) -> (L*D, H)
+    state = (final[0], final[1]) if len(final) == 2 else final[0]
     return _to_caller_layout(output, batch_first, unbatched), state
 
 
-def _run_layers(
+def _run_steps(
     steps: Sequence[Step],
     x: Tensor,
-    states: Sequence[State],
+    hx: tuple[Tensor, ...],
     num_directions: int,
     dropout: float,
     training: bool,
-) -> tuple[Tensor, list[State], list[list[State]]]:
-    """The one time loop: each layer forward (direction 0) and backward (direction 1) through time.
+    per_step: dict[tuple[int, int], list[State]] | None = None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The variants' direction runner on the one stack (:func:`rnnlab.nn._stack.run_stack`).
 
-    ``steps[k]`` and ``states[k]`` belong to layer ``k // D``, direction ``k % D`` (torch.nn's order).
-    ``x`` (T, B, H_in). Returns the last layer's output (T, B, D*H); the final state of every layer and
-    direction (for direction 1, the state after reading ``x_0``, as torch.nn); and the last layer's state
-    at every step, per direction, in time order.
+    ``steps[k]`` is the step of layer ``k // D``, direction ``k % D`` (torch.nn's order); it maps
+    ``(x_t (B, H_in), state)`` to the next state, ``h`` or ``(h, c)``. ``x`` (T, B, H_in); ``hx`` as
+    :func:`_prepare` returns it. Returns the last layer's output (T, B, D*H) and the final states (for
+    direction 1, the state after reading ``x_0``, as torch.nn). If ``per_step`` is a dict, it receives
+    every layer's and direction's state at each step, in time order, under ``(layer, direction)``.
     """
-    T, num_layers = x.shape[0], len(steps) // num_directions
-    finals: list[State] = []
-    per_step: list[list[State]] = []
-    for layer in range(num_layers):
-        if layer > 0 and dropout > 0 and training:
-            x = TF.dropout(x, dropout, training=True)  # torch.nn: between layers, not after the last
-        outputs, per_step = [], []
-        for direction in range(num_directions):
-            k = layer * num_directions + direction
-            step, state = steps[k], states[k]
-            seq: list[State] = [state] * T
-            for t in reversed(range(T)) if direction == 1 else range(T):
-                state = step(x[t], state)
-                seq[t] = state
-            finals.append(state)
-            per_step.append(seq)
-            outputs.append(torch.stack([_hidden(s) for s in seq]))  # T x (B, H) -> (T, B, H)
-        x = torch.cat(outputs, dim=2)  # D x (T, B, H) -> (T, B, D*H)
-    return x, finals, per_step
+    has_cell_state = len(hx) == 2
+
+    def run(layer: int, direction: int, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple]:
+        step = steps[layer * num_directions + direction]
+        current: State = (state[0], state[1]) if has_cell_state else state[0]
+        xs = x.unbind(0)  # T x (B, H_in); unbind, not x[t], keeps the backward linear in T
+        seq: list[State] = [current] * len(xs)
+        for t in reversed(range(len(xs))) if direction == 1 else range(len(xs)):
+            current = step(xs[t], current)
+            seq[t] = current
+        if per_step is not None:
+            per_step[(layer, direction)] = seq
+        final = current if isinstance(current, tuple) else (current,)
+        return torch.stack([_hidden(s) for s in seq]), final  # T x (B, H) -> (T, B, H)
+
+    return run_stack(run, x, hx, len(steps) // num_directions, num_directions, dropout, training)
 
 
 def _uniform_(params: Sequence[nn.Parameter | None], hidden_size: int) -> None:
@@ -217,10 +195,9 @@ class _VariantCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool) -> None:
         super().__init__()
-        owner = type(self).__name__
-        _check_size(owner, "input_size", input_size)
-        _check_size(owner, "hidden_size", hidden_size)
-        _check_flag(owner, "bias", bias)
+        check_size("input_size", input_size)
+        check_size("hidden_size", hidden_size)
+        check_flag("bias", bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
 
     def extra_repr(self) -> str:
@@ -280,7 +257,7 @@ class _TorchLSTMParams(_VariantCell):
 
 
 class _StackedRecurrent(nn.Module):
-    """torch.nn's layer interface over :func:`_run_layers`; subclasses say which step each
+    """torch.nn's layer interface over :func:`_run_steps`; subclasses say which step each
     (layer, direction) applies in ``_steps``."""
 
     _has_cell_state = True
@@ -295,13 +272,12 @@ class _StackedRecurrent(nn.Module):
         bidirectional: bool,
     ) -> None:
         super().__init__()
-        owner = type(self).__name__
-        _check_size(owner, "input_size", input_size)
-        _check_size(owner, "hidden_size", hidden_size)
-        _check_size(owner, "num_layers", num_layers)
-        _check_flag(owner, "batch_first", batch_first)
-        _check_flag(owner, "bidirectional", bidirectional)
-        _check_prob(owner, "dropout", dropout)
+        check_dropout(dropout, num_layers)  # torch.nn.RNNBase's checks, in its order, then bidirectional
+        check_flag("batch_first", batch_first)
+        check_size("input_size", input_size)
+        check_size("hidden_size", hidden_size)
+        check_size("num_layers", num_layers)
+        check_flag("bidirectional", bidirectional)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), bidirectional
         self.num_directions = 2 if bidirectional else 1
@@ -327,7 +303,7 @@ class _StackedRecurrent(nn.Module):
     def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
         """``input`` (T, B, H_in) / batch_first (B, T, H_in) / unbatched (T, H_in); ``hx`` h_0 (L*D, B, H),
         or (h_0, c_0) for LSTM-like layers, zeros if None -> ``(output, h_n)`` or ``(output, (h_n, c_n))``."""
-        x, states, unbatched = _prepare(
+        x, hx, unbatched = _prepare(
             type(self).__name__,
             input,
             hx,
@@ -337,16 +313,8 @@ class _StackedRecurrent(nn.Module):
             batch_first=self.batch_first,
             has_cell_state=self._has_cell_state,
         )
-        output, finals, _ = _run_layers(
-            self._steps(x), x, states, self.num_directions, self.dropout, self.training
-        )
-        return _finish(
-            output,
-            finals,
-            batch_first=self.batch_first,
-            unbatched=unbatched,
-            has_cell_state=self._has_cell_state,
-        )
+        output, final = _run_steps(self._steps(x), x, hx, self.num_directions, self.dropout, self.training)
+        return _finish(output, final, batch_first=self.batch_first, unbatched=unbatched)
 
 
 class _CellStack(_StackedRecurrent):

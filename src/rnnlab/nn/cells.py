@@ -14,12 +14,15 @@ Shapes (legend: B batch, H_in input size, H hidden size):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as torch_F
 from torch import Tensor, nn
 from torch.nn import Parameter, init
 
 from rnnlab.nn import functional as F
+from rnnlab.nn._checks import check_size
 
 __all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -34,6 +37,10 @@ class RNNCellBase(nn.Module):
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
+        # torch.nn's cells check nothing here; a wrong type or a negative size is named, a size of 0 and
+        # any truthy bias stay accepted (torch's own tests build RNNCell(10, 20, "relu"): bias="relu").
+        check_size("input_size", input_size, allow_zero=True)
+        check_size("hidden_size", hidden_size, allow_zero=True)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -62,34 +69,44 @@ class RNNCellBase(nn.Module):
         for weight in self.parameters():
             init.uniform_(weight, -stdv, stdv)
 
-    # -- validation at the door (torch raises these from C++; we raise the same types and wording) --
-    def _check_input(self, name: str, input: Tensor, hx: tuple[Tensor, ...] | None) -> bool:
+    # -- validation at the door: torch's checks, in torch's order, with its types and messages ----------
+    # torch.nn checks the dimensions in Python, then (in ATen's check_rnn_cell_forward_input/_hidden)
+    # the input size, each state's batch and hidden size; a dtype mismatch surfaces last, from the first
+    # matrix product (h's, then x's). The dimensions are checked on the caller's tensors, the sizes after
+    # an unbatched input (and its state) gained a batch dimension, as torch does.
+    def _check_dims(self, input: Tensor, hx: Sequence[Tensor] | Tensor | None, labels: Sequence[str]) -> None:
+        name = type(self).__name__
         if input.dim() not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if hx is not None:
-            for idx, value in enumerate(hx):
+            for label, value in zip(labels, hx, strict=True):
                 if value.dim() not in (1, 2):
-                    which = f"hx[{idx}]" if len(hx) > 1 else "hidden"
-                    raise ValueError(f"{name}: Expected {which} to be 1D or 2D, got {value.dim()}D instead")
-        if input.size(-1) != self.input_size:
-            raise RuntimeError(
-                f"input has inconsistent input_size: got {input.size(-1)} expected {self.input_size}"
-            )
-        if input.dtype != self.weight_ih.dtype:
-            raise RuntimeError(
-                f"{name}: input dtype ({input.dtype}) does not match weight dtype ({self.weight_ih.dtype})"
-            )
-        return input.dim() == 2
+                    raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {value.dim()}D instead")
 
-    def _check_hidden(self, input: Tensor, hx: Tensor, hidden_label: str) -> None:
-        if input.size(0) != hx.size(0):
+    def _check_forward(self, input: Tensor, hx: Sequence[Tensor]) -> None:
+        """``input`` (B, H_in) and each state (B, H), batched already; ``hx[k]`` is torch's hidden{k}."""
+        if input.size(1) != self.input_size:
             raise RuntimeError(
-                f"Input batch size {input.size(0)} doesn't match {hidden_label} batch size {hx.size(0)}"
+                f"input has inconsistent input_size: got {input.size(1)} expected {self.input_size}"
             )
-        if hx.size(1) != self.hidden_size:
-            raise RuntimeError(
-                f"{hidden_label} has inconsistent hidden_size: got {hx.size(1)}, expected {self.hidden_size}"
-            )
+        for k, h in enumerate(hx):
+            if input.size(0) != h.size(0):
+                raise RuntimeError(
+                    f"Input batch size {input.size(0)} doesn't match hidden{k} batch size {h.size(0)}"
+                )
+            if h.size(1) != self.hidden_size:
+                raise RuntimeError(
+                    f"hidden{k} has inconsistent hidden_size: got {h.size(1)}, expected {self.hidden_size}"
+                )
+        if torch.is_autocast_enabled(input.device.type):
+            return
+        for x, weight, bias in ((hx[0], self.weight_hh, self.bias_hh), (input, self.weight_ih, self.bias_ih)):
+            if x.dtype != weight.dtype:
+                # torch's own message comes from its matrix product (addmm or mm): run that on empty slices.
+                torch_F.linear(x[:0], weight[:0], None if bias is None else bias[:0])
+                raise RuntimeError(
+                    f"expected the same dtype, got {x.dtype} and {weight.dtype}"
+                )  # not reached
 
     def _zeros(self, input: Tensor) -> Tensor:
         return torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
@@ -137,11 +154,12 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        is_batched = self._check_input("RNNCell", input, None if hx is None else (hx,))
+        self._check_dims(input, None if hx is None else (hx,), ["hidden"])
+        is_batched = input.dim() == 2
         if not is_batched:
-            input = input.unsqueeze(0)
+            input = input.unsqueeze(0)  # (H_in,) -> (1, H_in)
         hx = self._zeros(input) if hx is None else (hx if is_batched else hx.unsqueeze(0))
-        self._check_hidden(input, hx, "hidden0")
+        self._check_forward(input, (hx,))
         if self.nonlinearity == "tanh":
             step = F.rnn_tanh
         elif self.nonlinearity == "relu":
@@ -185,16 +203,22 @@ class LSTMCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        is_batched = self._check_input("LSTMCell", input, hx)
+        self._check_dims(input, hx, [] if hx is None else [f"hx[{k}]" for k in range(len(hx))])
+        is_batched = input.dim() == 2
         if not is_batched:
-            input = input.unsqueeze(0)
+            input = input.unsqueeze(0)  # (H_in,) -> (1, H_in)
         if hx is None:
             zeros = self._zeros(input)
             hx = (zeros, zeros)
         elif not is_batched:
-            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
-        self._check_hidden(input, hx[0], "hx[0]")
-        self._check_hidden(input, hx[1], "hx[1]")
+            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))  # (H,) -> (1, H)
+        if not isinstance(hx, (tuple, list)) or not all(isinstance(h, Tensor) for h in hx):
+            raise TypeError(
+                f"lstm_cell(): argument 'hx' (position 2) must be tuple of Tensors, not {type(hx).__name__}"
+            )
+        if len(hx) != 2:
+            raise RuntimeError("lstm_cell expects two hidden states")
+        self._check_forward(input, hx)
         h, c = F.lstm(input, (hx[0], hx[1]), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return (h, c) if is_batched else (h.squeeze(0), c.squeeze(0))
 
@@ -218,10 +242,11 @@ class GRUCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        is_batched = self._check_input("GRUCell", input, None if hx is None else (hx,))
+        self._check_dims(input, None if hx is None else (hx,), ["hidden"])
+        is_batched = input.dim() == 2
         if not is_batched:
-            input = input.unsqueeze(0)
+            input = input.unsqueeze(0)  # (H_in,) -> (1, H_in)
         hx = self._zeros(input) if hx is None else (hx if is_batched else hx.unsqueeze(0))
-        self._check_hidden(input, hx, "hidden0")
+        self._check_forward(input, (hx,))
         h = F.gru(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return h if is_batched else h.squeeze(0)

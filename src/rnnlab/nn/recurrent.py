@@ -26,19 +26,23 @@ Shapes (as torch.nn):
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
-from collections.abc import Callable
 
 import torch
-import torch.nn.functional as torch_F
 from torch import Tensor, nn
 from torch.nn import Parameter, init
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.nn import fused as _fused
-from rnnlab.nn._loop import State, Weights
-from rnnlab.nn._loop import run_direction_readable as _run_direction_readable
+from rnnlab.nn._checks import (
+    check_dropout,
+    check_flag,
+    check_nonlinearity,
+    check_proj_size,
+    check_sequence_length,
+    check_size,
+)
+from rnnlab.nn._loop import State, Weights, run_direction_readable
+from rnnlab.nn._stack import param_suffix, run_stack, zero_state
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
 
@@ -85,35 +89,13 @@ class RNNBase(nn.Module):
         num_directions = 2 if bidirectional else 1
 
         # The same checks, in the same order and with the same messages as torch.nn.RNNBase.
-        if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError(
-                "dropout should be a number in range [0, 1] "
-                "representing the probability of an element being zeroed"
-            )
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
-                f"num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
-                stacklevel=2,
-            )
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias should be of type bool, got: {type(bias).__name__}")
-        if not isinstance(batch_first, bool):
-            raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
-        if not isinstance(input_size, int):
-            raise TypeError(f"input_size should be of type int, got: {type(input_size).__name__}")
-        if input_size <= 0:
-            raise ValueError("input_size must be greater than zero")
-        if not isinstance(hidden_size, int):
-            raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
-        if hidden_size <= 0:
-            raise ValueError("hidden_size must be greater than zero")
-        if num_layers <= 0:
-            raise ValueError("num_layers must be greater than zero")
-        if proj_size < 0:
-            raise ValueError("proj_size should be a positive integer or zero to disable projections")
-        if proj_size >= hidden_size:
-            raise ValueError("proj_size has to be smaller than hidden_size")
+        check_dropout(dropout, num_layers)
+        check_flag("bias", bias)
+        check_flag("batch_first", batch_first)
+        check_size("input_size", input_size)
+        check_size("hidden_size", hidden_size)
+        check_size("num_layers", num_layers)
+        check_proj_size(proj_size, hidden_size)
         gate_sizes = {
             "LSTM": 4 * hidden_size,
             "GRU": 3 * hidden_size,
@@ -132,7 +114,6 @@ class RNNBase(nn.Module):
         for layer in range(num_layers):
             for direction in range(num_directions):
                 layer_input_size = input_size if layer == 0 else real_hidden_size * num_directions
-                suffix = "_reverse" if direction == 1 else ""
                 params = {
                     "weight_ih": torch.empty((gate_size, layer_input_size), **factory_kwargs),
                     "weight_hh": torch.empty((gate_size, real_hidden_size), **factory_kwargs),
@@ -144,7 +125,7 @@ class RNNBase(nn.Module):
                     params["weight_hr"] = torch.empty((proj_size, hidden_size), **factory_kwargs)
                 names = []
                 for base, tensor in params.items():
-                    name = f"{base}_l{layer}{suffix}"
+                    name = base + param_suffix(layer, direction)
                     setattr(self, name, Parameter(tensor))
                     names.append(name)
                 self._flat_weights_names.extend(names)
@@ -229,48 +210,35 @@ class RNNBase(nn.Module):
         return hx if permutation is None else hx.index_select(1, permutation)
 
     # -- the computation -----------------------------------------------------------------------------
-    def _direction_runner(
-        self, x: Tensor, state: State, weights: Weights
-    ) -> Callable[..., tuple[Tensor, State]]:
-        """The fused runner where it applies (and is enabled), else the readable loop."""
-        if self.use_fused and _fused.supports(self.mode, x, state, weights):
-            return _fused.run_direction
-        return _run_direction_readable
-
-    def _layer_weights(self, index: int) -> Weights:
-        """``(W_ih, W_hh, b_ih, b_hh[, W_hr])`` of layer*D+direction ``index``, None where absent."""
-        suffix = self._all_weights[index][0][len("weight_ih") :]  # "_l{k}" or "_l{k}_reverse"
+    def _layer_weights(self, layer: int, direction: int) -> Weights:
+        """``(W_ih, W_hh, b_ih, b_hh[, W_hr])`` of one layer and direction, None where absent."""
         names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + (
             ["weight_hr"] if self.mode == "LSTM" else []
         )
+        suffix = param_suffix(layer, direction)
         return tuple(getattr(self, name + suffix, None) for name in names)
 
     def _run_stack(self, x: Tensor, batch_sizes: list[int] | None, hx: State) -> tuple[Tensor, State]:
-        """All layers and directions over time-major ``x``; ``hx`` tensors are ``(D*L, B, ·)``."""
+        """All layers and directions over time-major ``x``; ``hx`` tensors are ``(D*L, B, ·)``.
+
+        The fast path is chosen once per layer and direction (where it applies and ``use_fused`` is set),
+        else the readable loop runs.
+        """
+
+        def run(layer: int, direction: int, x: Tensor, state: State) -> tuple[Tensor, State]:
+            weights = self._layer_weights(layer, direction)
+            fast = self.use_fused and _fused.supports(self.mode, x, state, weights)
+            runner = _fused.run_direction if fast else run_direction_readable
+            return runner(self.mode, x, batch_sizes, state, weights, direction == 1)
+
         num_directions = 2 if self.bidirectional else 1
-        finals: list[State] = []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(num_directions):
-                index = layer * num_directions + direction
-                state = tuple(h[index] for h in hx)
-                weights = self._layer_weights(index)
-                run = self._direction_runner(x, state, weights)
-                out, final = run(self.mode, x, batch_sizes, state, weights, direction == 1)
-                outputs.append(out)
-                finals.append(final)
-            x = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)  # (T, B, D*P) or (N, D*P)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = torch_F.dropout(x, self.dropout, training=True)
-        return x, tuple(torch.stack([f[k] for f in finals]) for k in range(len(hx)))  # each (D*L, B, ·)
+        return run_stack(run, x, hx, self.num_layers, num_directions, self.dropout, self.training)
 
     def _zeros_state(self, batch: int, like: Tensor) -> State:
         num = self.num_layers * (2 if self.bidirectional else 1)
         h_size = self.proj_size if self.proj_size > 0 else self.hidden_size
-        h0 = torch.zeros(num, batch, h_size, dtype=like.dtype, device=like.device)
-        if self.mode != "LSTM":
-            return (h0,)
-        return (h0, torch.zeros(num, batch, self.hidden_size, dtype=like.dtype, device=like.device))
+        sizes = [h_size, self.hidden_size] if self.mode == "LSTM" else [h_size]
+        return zero_state(num, batch, sizes, like)
 
     def forward(self, input, hx=None):
         is_lstm = self.mode == "LSTM"
@@ -314,6 +282,7 @@ class RNNBase(nn.Module):
             if not is_batched:
                 state = tuple(s.unsqueeze(1) for s in state)
         self._check_state(input, state, None)
+        check_sequence_length(input.size(1 if self.batch_first else 0))  # after the state, as torch.nn
 
         x = input.transpose(0, 1) if self.batch_first else input  # (T, B, H_in)
         output, final = self._run_stack(x, None, state)
@@ -375,12 +344,8 @@ class RNN(RNNBase):
         if kwargs:
             raise TypeError(f"RNN got unexpected keyword arguments: {sorted(kwargs)}")
         self.nonlinearity = nonlinearity
-        if nonlinearity == "tanh":
-            mode = "RNN_TANH"
-        elif nonlinearity == "relu":
-            mode = "RNN_RELU"
-        else:
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        check_nonlinearity(nonlinearity)
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(
             mode,
             input_size,

@@ -8,9 +8,9 @@
   LSTM (Merity, Keskar & Socher 2017; DropConnect: Wan et al. 2013).
 
 Layers are used like torch.nn.LSTM: ``output, (h_n, c_n) = layer(input, (h_0, c_0))`` with the shapes
-and the one time loop of :mod:`rnnlab.nn._variant_base`. In eval every regularizer here is deterministic,
-and with zero probabilities each layer is torch.nn.LSTM. Also importable from :mod:`rnnlab.nn.variants`
-and :mod:`rnnlab.nn`.
+of :mod:`rnnlab.nn._variant_base`, on the one layer stack of :mod:`rnnlab.nn._stack`. In eval every
+regularizer here is deterministic, and with zero probabilities each layer is torch.nn.LSTM. Also
+importable from :mod:`rnnlab.nn.variants` and :mod:`rnnlab.nn`.
 
 Dimension legend (shared across rnnlab): ``B`` batch, ``T`` time, ``H_in`` input size, ``H`` hidden size,
 ``L`` layers, ``D`` directions (2 if bidirectional).
@@ -34,12 +34,12 @@ from torch.func import functional_call
 from torch.nn import functional as TF
 
 from rnnlab.nn import functional as F
+from rnnlab.nn._checks import check_flag, check_probability
+from rnnlab.nn._stack import param_suffix
 from rnnlab.nn._variant_base import (
     State,
     Step,
     _CellStack,
-    _check_flag,
-    _check_prob,
     _StackedRecurrent,
     _TorchLSTMParams,
     _uniform_,
@@ -87,8 +87,8 @@ class ZoneoutLSTMCell(_TorchLSTMParams):
         zoneout_c: float = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, bias)
-        _check_prob(type(self).__name__, "zoneout_h", zoneout_h)
-        _check_prob(type(self).__name__, "zoneout_c", zoneout_c)
+        check_probability("zoneout_h", zoneout_h)
+        check_probability("zoneout_c", zoneout_c)
         self.zoneout_h, self.zoneout_c = float(zoneout_h), float(zoneout_c)
         self.reset_parameters()
 
@@ -191,15 +191,14 @@ class VariationalDropoutLSTM(_StackedRecurrent):
         dropout_state: float = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers, batch_first, 0.0, bidirectional)
-        owner = type(self).__name__
-        _check_flag(owner, "bias", bias)
-        _check_prob(owner, "dropout_input", dropout_input, below_one=True)
-        _check_prob(owner, "dropout_state", dropout_state, below_one=True)
+        check_flag("bias", bias)
+        check_probability("dropout_input", dropout_input, below_one=True)
+        check_probability("dropout_state", dropout_state, below_one=True)
         self.bias, self.dropout_input, self.dropout_state = bias, float(dropout_input), float(dropout_state)
         self._suffixes = []
         for layer in range(num_layers):
             for direction in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                suffix = param_suffix(layer, direction)
                 self._suffixes.append(suffix)
                 n_in = self._layer_input_size(layer)
                 self.register_parameter(
@@ -315,7 +314,7 @@ class WeightDrop(nn.Module):
                 f"{owner}: weights must name parameters of the module, got {weights!r}; "
                 f"the module has {sorted(available)}"
             )
-        _check_prob(owner, "dropout", dropout)
+        check_probability("dropout", dropout)
         self.module, self.weights, self.dropout = module, weights, float(dropout)
         self._raw_names = {name: name.replace(".", "_") + "_raw" for name in weights}
         for name in weights:

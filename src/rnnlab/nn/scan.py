@@ -42,6 +42,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as TF
 
+from rnnlab.nn._checks import check_choice, check_dropout, check_flag, check_sequence_length, check_size
+from rnnlab.nn._stack import run_stack, zero_state
+
 __all__ = ["g", "log_g", "parallel_scan_log", "MinGRUCell", "MinLSTMCell", "MinGRU", "MinLSTM"]
 
 MODES = ("parallel", "sequential")
@@ -75,14 +78,9 @@ def log_g(x: Tensor) -> Tensor:
     return torch.where(x >= 0, torch.log(TF.relu(x) + 0.5), -TF.softplus(-x))
 
 
-def _check_size(owner: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}")
-
-
-def _check_chunk_size(owner: str, chunk_size: int | None) -> None:
+def _check_chunk_size(chunk_size: int | None) -> None:
     if chunk_size is not None:
-        _check_size(owner, "chunk_size", chunk_size)
+        check_size("chunk_size", chunk_size)
 
 
 def _linear_step(a: Tensor, b: Tensor, h_prev: Tensor) -> Tensor:
@@ -173,7 +171,7 @@ def parallel_scan_log(
     expected = (log_a.shape[0], log_a.shape[2])
     if h0 is not None and tuple(h0.shape) != expected:
         raise ValueError(f"parallel_scan_log: h0 must have shape {expected} (B, H), got {tuple(h0.shape)}")
-    _check_chunk_size("parallel_scan_log", chunk_size)
+    _check_chunk_size(chunk_size)
     if log_a.shape[1] == 0:
         return log_a.new_empty(log_a.shape)
     return _chunked_scan(lambda la, lb: (la.exp(), lb.exp()), (log_a, log_b), h0, chunk_size)
@@ -190,9 +188,8 @@ class _MinCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        owner = type(self).__name__
-        _check_size(owner, "input_size", input_size)
-        _check_size(owner, "hidden_size", hidden_size)
+        check_size("input_size", input_size)
+        check_size("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
 
@@ -248,7 +245,7 @@ class _MinCell(nn.Module):
         The projections run inside the scan, one matmul per gate for each chunk step (B*N rows), so no
         (B, T, H) temporary is made but the output.
         """
-        _check_chunk_size(type(self).__name__, chunk_size)
+        _check_chunk_size(chunk_size)
         return _chunked_scan(lambda x_c: self._gates(*self._project(x_c)), (x,), h0, chunk_size)
 
 
@@ -270,6 +267,7 @@ class MinGRUCell(_MinCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__(input_size, hidden_size)
+        check_flag("bias", bias)
         self.linear_z = nn.Linear(input_size, hidden_size, bias=bias)
         self.linear_h = nn.Linear(input_size, hidden_size, bias=bias)
 
@@ -303,6 +301,7 @@ class MinLSTMCell(_MinCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__(input_size, hidden_size)
+        check_flag("bias", bias)
         self.linear_f = nn.Linear(input_size, hidden_size, bias=bias)
         self.linear_i = nn.Linear(input_size, hidden_size, bias=bias)
         self.linear_h = nn.Linear(input_size, hidden_size, bias=bias)
@@ -334,14 +333,13 @@ class _MinRNN(nn.Module):
         mode: str = "parallel",
     ) -> None:
         super().__init__()
-        owner = type(self).__name__
-        _check_size(owner, "input_size", input_size)
-        _check_size(owner, "hidden_size", hidden_size)
-        _check_size(owner, "num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-            raise ValueError(f"{owner}: dropout must be a probability in [0, 1], got {dropout!r}")
-        if mode not in MODES:
-            raise ValueError(f"{owner}: mode must be one of {MODES}, got {mode!r}")
+        check_dropout(dropout, num_layers)  # torch.nn.RNNBase's checks, in its order, then mode
+        check_flag("bias", bias)
+        check_flag("batch_first", batch_first)
+        check_size("input_size", input_size)
+        check_size("hidden_size", hidden_size)
+        check_size("num_layers", num_layers)
+        check_choice("mode", mode, MODES)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -358,18 +356,12 @@ class _MinRNN(nn.Module):
     def _check_state(self, h: Tensor | None, batch_size: int, ref: Tensor) -> Tensor:
         expected = (self.num_layers, batch_size, self.hidden_size)
         if h is None:
-            return ref.new_zeros(expected)
+            return zero_state(self.num_layers, batch_size, [self.hidden_size], ref)[0]
         if tuple(h.shape) != expected:
             raise ValueError(
                 f"{type(self).__name__}: h0 must have shape {expected} (L, B, H), got {tuple(h.shape)}"
             )
         return h
-
-    def _between_layers(self, x: Tensor, layer: int) -> Tensor:
-        # As torch.nn: dropout on every layer's output except the last.
-        if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
-            x = TF.dropout(x, self.dropout, training=True)
-        return x
 
     def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Run the sequence in ``self.mode``.
@@ -389,14 +381,16 @@ class _MinRNN(nn.Module):
             )
         x = input if self.batch_first else input.transpose(0, 1)  # (T, B, H_in) -> (B, T, H_in)
         h0 = self._check_state(h0, x.shape[0], x)  # (L, B, H)
-        finals = []
-        for layer, cell in enumerate(self.cells):
-            run = cell.parallel if self.mode == "parallel" else cell.sequential
-            x = run(x, h0[layer])  # (B, T, H)
-            finals.append(x[:, -1])
-            x = self._between_layers(x, layer)
+        check_sequence_length(x.shape[1])  # after the state, as torch.nn
+
+        def run(layer: int, direction: int, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple]:
+            cell = self.cells[layer]
+            h = (cell.parallel if self.mode == "parallel" else cell.sequential)(x, state[0])  # (B, T, H)
+            return h, (h[:, -1],)
+
+        x, (h_n,) = run_stack(run, x, (h0,), self.num_layers, 1, self.dropout, self.training)
         output = x if self.batch_first else x.transpose(0, 1)  # (B, T, H) -> (T, B, H)
-        return output, torch.stack(finals)  # (L, B, H)
+        return output, h_n  # (L, B, H)
 
     def step(self, x_t: Tensor, h_prev: Tensor | None = None) -> Tensor:
         """One time step through all layers, for decoding a token at a time.
@@ -409,12 +403,13 @@ class _MinRNN(nn.Module):
                 f"{type(self).__name__}.step: x_t must be (B, H_in={self.input_size}), got {tuple(x_t.shape)}"
             )
         h_prev = self._check_state(h_prev, x_t.shape[0], x_t)
-        states, x = [], x_t
-        for layer, cell in enumerate(self.cells):
-            x = cell._step(x, h_prev[layer])  # (B, H)
-            states.append(x)
-            x = self._between_layers(x, layer)
-        return torch.stack(states)  # (L, B, H)
+
+        def run(layer: int, direction: int, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple]:
+            h = self.cells[layer]._step(x, state[0])  # (B, H)
+            return h, (h,)
+
+        _, (h,) = run_stack(run, x_t, (h_prev,), self.num_layers, 1, self.dropout, self.training)
+        return h  # (L, B, H)
 
 
 class MinGRU(_MinRNN):

@@ -14,9 +14,10 @@ with ``input`` (T, B, H_in), or (B, T, H_in) if ``batch_first``, or unbatched (T
 ``batch_first``, ``bidirectional`` and ``dropout`` (between layers, as torch.nn). PackedSequence is not
 supported and raises a TypeError: pass a padded tensor and use the lengths where the output is read.
 
-All layers walk time with one loop, :func:`rnnlab.nn._variant_base._run_layers`; they differ only in the
-step each cell applies. Dimension legend (shared across rnnlab): ``B`` batch, ``T`` time, ``H_in`` input
-size, ``H`` hidden size, ``L`` layers, ``D`` directions (2 if bidirectional).
+All layers run on the one layer stack of :mod:`rnnlab.nn._stack`, as torch.nn's drop-ins do; each cell's
+step walks time in :func:`rnnlab.nn._variant_base._run_steps`, and the layers differ only in that step.
+Dimension legend (shared across rnnlab): ``B`` batch, ``T`` time, ``H_in`` input size, ``H`` hidden size,
+``L`` layers, ``D`` directions (2 if bidirectional).
 
 References:
     Ba, Kiros & Hinton (2016), Layer normalization.
@@ -33,14 +34,15 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.nn import functional as F
+from rnnlab.nn._checks import check_flag
+from rnnlab.nn._stack import param_suffix
 from rnnlab.nn._variant_base import (
     State,
     Step,
     _CellStack,
-    _check_flag,
     _finish,
     _prepare,
-    _run_layers,
+    _run_steps,
     _to_caller_layout,
     _TorchLSTMParams,
     _uniform_,
@@ -200,7 +202,7 @@ class PeepholeLSTMCell(_TorchLSTMParams):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, coupled: bool = False) -> None:
-        _check_flag(type(self).__name__, "coupled", coupled)
+        check_flag("coupled", coupled)
         super().__init__(input_size, hidden_size, bias, num_gates=3 if coupled else 4)
         self.coupled = coupled
         self.register_parameter("weight_ci", None if coupled else nn.Parameter(torch.empty(hidden_size)))
@@ -355,7 +357,7 @@ def lstm_with_cell_states(
         )
     num_directions = 2 if lstm.bidirectional else 1
     proj_size = getattr(lstm, "proj_size", 0)
-    x, states, unbatched = _prepare(
+    x, hx, unbatched = _prepare(
         owner,
         input,
         hx,
@@ -369,7 +371,7 @@ def lstm_with_cell_states(
     steps: list[Step] = []
     for layer in range(lstm.num_layers):
         for direction in range(num_directions):
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            suffix = param_suffix(layer, direction)
             steps.append(
                 partial(
                     F.lstm,
@@ -381,13 +383,13 @@ def lstm_with_cell_states(
                 )
             )
     dropout = float(getattr(lstm, "dropout", 0.0))
-    output, finals, per_step = _run_layers(steps, x, states, num_directions, dropout, lstm.training)
+    per_step: dict[tuple[int, int], list[State]] = {}
+    output, final = _run_steps(steps, x, hx, num_directions, dropout, lstm.training, per_step)
+    last = lstm.num_layers - 1
     c_all = torch.cat(
-        [torch.stack([c for _, c in seq]) for seq in per_step], dim=2
+        [torch.stack([c for _, c in per_step[(last, d)]]) for d in range(num_directions)], dim=2
     )  # D x (T, B, H) -> (T, B, D*H)
-    output, state = _finish(
-        output, finals, batch_first=lstm.batch_first, unbatched=unbatched, has_cell_state=True
-    )
+    output, state = _finish(output, final, batch_first=lstm.batch_first, unbatched=unbatched)
     return output, state, _to_caller_layout(c_all, lstm.batch_first, unbatched)
 
 
