@@ -103,6 +103,8 @@ def test_a_text_starting_with_a_dash_needs_double_dash(sentiment_run, capsys):
 def test_argparse_errors_are_one_line(sentiment_run, capsys):
     code, _, err = cli(capsys, "predict", sentiment_run, "--beam")
     assert_user_error(code, err, "argument --beam: expected one argument (see rnnlab predict --help)")
+    code, _, err = cli(capsys, "predict")
+    assert_user_error(code, err, "the following arguments are required: RUN_DIR (see rnnlab predict --help)")
     code, _, err = cli(capsys, "trian")
     assert_user_error(code, err, "invalid choice: 'trian'")
 

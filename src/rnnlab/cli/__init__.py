@@ -140,7 +140,11 @@ def _add_train(commands, task_named: str | None) -> None:
             "--print-config", action="store_true", help="print the resolved config as JSON and exit"
         )
         sub.add_argument(
-            "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=3"
+            "overrides",
+            nargs="*",
+            default=[],
+            metavar="KEY=VALUE",
+            help="config overrides, e.g. train.epochs=3",
         )
         sub.set_defaults(hook="run_train")
         if name == task_named:  # the task's own options: its module is imported only when it is named
@@ -213,7 +217,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     _shared(predict, "run_dir")
     predict.add_argument(
-        "texts", nargs="*", metavar="TEXT", help="texts (default: stdin, one per line; blank lines skipped)"
+        "texts",
+        nargs="*",
+        default=[],  # not listed as required in argparse's "the following arguments are required"
+        metavar="TEXT",
+        help="texts (default: stdin, one per line; blank lines skipped)",
     )
     _shared(predict, "json", "beam")
     predict.set_defaults(hook="run_predict")
