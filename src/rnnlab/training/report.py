@@ -53,10 +53,11 @@ def _cell(value: Any) -> str:
 
 class EpochTable:
     """Per-epoch rows as aligned text: a header line when the columns change (so at the first epoch), then
-    one line per epoch, every column right-aligned to its header's width (at least 9 characters).
+    one line per epoch, every column right-aligned to its header's width (at least 9 characters), two spaces
+    apart. Floats get 4 significant digits.
 
     >>> table = EpochTable()
-    >>> print("\\n".join(table.lines({"epoch": 1, "train_loss": 0.69315, "accuracy": 0.5})))
+    >>> print("\\n".join(table.lines({"epoch": 1, "train_loss": 0.69314, "accuracy": 0.5})))
         epoch  train_loss   accuracy
             1      0.6931        0.5
     >>> table.lines({"epoch": 2, "train_loss": 0.5, "accuracy": 0.75})
@@ -72,9 +73,9 @@ class EpochTable:
         if list(row) != self._columns:
             self._columns = list(row)
             self._widths = [max(len(name), 9) for name in self._columns]
-            out.append(" ".join(f"{name:>{w}}" for name, w in zip(self._columns, self._widths, strict=True)))
+            out.append("  ".join(f"{name:>{w}}" for name, w in zip(self._columns, self._widths, strict=True)))
         cells = (_cell(row[name]) for name in self._columns)
-        out.append(" ".join(f"{cell:>{w}}" for cell, w in zip(cells, self._widths, strict=True)))
+        out.append("  ".join(f"{cell:>{w}}" for cell, w in zip(cells, self._widths, strict=True)))
         return out
 
 
