@@ -119,11 +119,12 @@ class RecurrentGraph(nn.Module):
         super().__init__()
         self.spec = spec = layer_spec(layer)
         for k in range(spec.num_layers):
-            suffixes = ["", "_reverse"][: spec.directions]
+            # get[d](name): layer k's parameter `name` of direction d (0 forward, 1 "_reverse"), copied
             get = [
-                lambda name, s=s, k=k: getattr(layer, f"{name}_l{k}{s}").detach().clone() for s in suffixes
+                lambda name, suffix=suffix, k=k: getattr(layer, f"{name}_l{k}{suffix}").detach().clone()
+                for suffix in ("", "_reverse")[: spec.directions]
             ]
-            if spec.proj_size:  # LSTMP: torch's layout, used by the Scan step
+            if spec.proj_size:  # LSTMP: transposed for the products of the Scan step, one set per direction
                 for d, g in enumerate(get):
                     self.register_buffer(f"W_ihT_l{k}_d{d}", g("weight_ih").T.contiguous())  # (H_in, 4H)
                     self.register_buffer(f"W_hhT_l{k}_d{d}", g("weight_hh").T.contiguous())  # (P, 4H)
@@ -135,7 +136,7 @@ class RecurrentGraph(nn.Module):
             R = torch.stack([_reorder(g("weight_hh"), spec.mode) for g in get])  # (D, G*H, H)
             self.register_buffer(f"W_l{k}", W)
             self.register_buffer(f"R_l{k}", R)
-            if spec.bias:
+            if spec.bias:  # B = [Wb; Rb] per direction, (D, 2*G*H)
                 Wb = [_reorder(g("bias_ih"), spec.mode) for g in get]
                 Rb = [_reorder(g("bias_hh"), spec.mode) for g in get]
                 self.register_buffer(f"B_l{k}", torch.stack([torch.cat(b) for b in zip(Wb, Rb, strict=True)]))
@@ -158,9 +159,10 @@ class RecurrentGraph(nn.Module):
                 x, final = self._onnx_layer(k, x, lengths, layer_state)
             finals.append(final)
         if mask is not None:
-            x = torch.where(
-                mask.unsqueeze(-1), x, torch.zeros_like(x)
-            )  # (T, B, D*P); ONNX leaves Y undefined
+            # ONNX leaves Y undefined past a sequence's length: zero it, as pad_packed_sequence does. (Between
+            # layers it does not matter: the next layer's sequence_lens never reads those steps.)
+            valid = mask.unsqueeze(-1)  # (T, B, 1)
+            x = torch.where(valid, x, torch.zeros_like(x))  # (T, B, D*P)
         return x, tuple(torch.cat([f[i] for f in finals], dim=0) for i in range(len(finals[0])))
 
     def _onnx_layer(self, k: int, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...] | None):

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.export.onnx_layers import ExportError, RecurrentGraph
+from rnnlab.models.seq2seq import DecoderState, Memory
 
 __all__ = ["TorchLikeLayer", "LayerModule", "ClassifierModule", "EncoderModule", "DecoderStepModule"]
 
@@ -145,8 +146,6 @@ class DecoderStepModule(nn.Module):
         self.decoder.rnn = TorchLikeLayer(model.decoder.rnn)  # the same step, its recurrence as ONNX's op
 
     def forward(self, y_prev, h0, c0, feed, memory, src_lengths):
-        from rnnlab.models.seq2seq import DecoderState, Memory
-
         state = DecoderState(h0, c0, feed)
         logits, state, weights = self.decoder.step(
             y_prev, state, Memory(memory, _mask(src_lengths, memory.shape[1]))
