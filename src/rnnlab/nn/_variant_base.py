@@ -318,23 +318,29 @@ class _StackedRecurrent(nn.Module):
 
 
 class _CellStack(_StackedRecurrent):
-    """A layer made of one cell per (layer, direction): ``cells[layer * D + direction]``."""
+    """A layer made of one cell per (layer, direction), ``cells[layer * D + direction]``, each
+    ``_cell(n_in, hidden_size, bias, **cell_kwargs)``; torch.nn.LSTM's arguments (no ``proj_size``)."""
+
+    _cell: type[_VariantCell]
 
     def __init__(
         self,
-        make_cell: Callable[[int], _VariantCell],
         input_size: int,
         hidden_size: int,
-        num_layers: int,
-        batch_first: bool,
-        dropout: float,
-        bidirectional: bool,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        **cell_kwargs,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers, batch_first, dropout, bidirectional)
         num_cells = num_layers * self.num_directions
         self.cells = nn.ModuleList(
-            make_cell(self._layer_input_size(k // self.num_directions)) for k in range(num_cells)
+            self._cell(self._layer_input_size(k // self.num_directions), hidden_size, bias, **cell_kwargs)
+            for k in range(num_cells)
         )
+        self._has_cell_state = self._cell._has_cell_state
 
     def reset_parameters(self) -> None:
         for cell in self.cells:

@@ -108,6 +108,17 @@ class RNNCellBase(nn.Module):
                     f"expected the same dtype, got {x.dtype} and {weight.dtype}"
                 )  # not reached
 
+    def _forward_h(self, step, input: Tensor, hx: Tensor | None) -> Tensor:
+        """The checked forward of a cell whose state is ``h`` alone (RNNCell, GRUCell)."""
+        self._check_dims(input, None if hx is None else (hx,), ["hidden"])
+        is_batched = input.dim() == 2
+        if not is_batched:
+            input = input.unsqueeze(0)  # (H_in,) -> (1, H_in)
+        hx = self._zeros(input) if hx is None else (hx if is_batched else hx.unsqueeze(0))
+        self._check_forward(input, (hx,))
+        h = step(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h if is_batched else h.squeeze(0)
+
     def _zeros(self, input: Tensor) -> Tensor:
         return torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
 
@@ -154,20 +165,10 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        self._check_dims(input, None if hx is None else (hx,), ["hidden"])
-        is_batched = input.dim() == 2
-        if not is_batched:
-            input = input.unsqueeze(0)  # (H_in,) -> (1, H_in)
-        hx = self._zeros(input) if hx is None else (hx if is_batched else hx.unsqueeze(0))
-        self._check_forward(input, (hx,))
-        if self.nonlinearity == "tanh":
-            step = F.rnn_tanh
-        elif self.nonlinearity == "relu":
-            step = F.rnn_relu
-        else:
+        steps = {"tanh": F.rnn_tanh, "relu": F.rnn_relu}
+        if self.nonlinearity not in steps:  # torch.nn checks it here, not in __init__
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        h = step(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return h if is_batched else h.squeeze(0)
+        return self._forward_h(steps[self.nonlinearity], input, hx)
 
 
 class LSTMCell(RNNCellBase):
@@ -242,11 +243,4 @@ class GRUCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        self._check_dims(input, None if hx is None else (hx,), ["hidden"])
-        is_batched = input.dim() == 2
-        if not is_batched:
-            input = input.unsqueeze(0)  # (H_in,) -> (1, H_in)
-        hx = self._zeros(input) if hx is None else (hx if is_batched else hx.unsqueeze(0))
-        self._check_forward(input, (hx,))
-        h = F.gru(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return h if is_batched else h.squeeze(0)
+        return self._forward_h(F.gru, input, hx)

@@ -6,8 +6,12 @@ The pieces, from the inside out (Cell -> time -> direction -> stack, as in torch
 * :func:`rnnlab.nn._loop.run_direction_readable` walks one direction of one layer through time, forward
   or reversed, over a padded ``(T, B, H_in)`` tensor or a PackedSequence's data (where the batch shrinks
   at each step);
-* :class:`RNNBase` validates the input, stacks layers and directions, applies inter-layer dropout and
-  handles the input forms (batched, batch_first, unbatched, PackedSequence sorted or not).
+* :func:`rnnlab.nn.fused.run_direction` computes the same direction faster where
+  :func:`rnnlab.nn.fused.supports` says it applies (chosen once per layer and direction);
+* :func:`rnnlab.nn._stack.run_stack`, the one stack of every rnnlab layer, walks layers and directions,
+  applies inter-layer dropout and stacks the final states;
+* :class:`RNNBase` checks its arguments (:mod:`rnnlab.nn._checks`) and the input, and handles the input
+  forms (batched, batch_first, unbatched, PackedSequence sorted or not).
 
 RNN, LSTM and GRU differ only in their step and in the state they carry ((h,) or (h, c)).
 
@@ -300,6 +304,14 @@ class RNNBase(nn.Module):
             self.check_forward_args(input, state[0], batch_sizes)
 
 
+def _reject_extra_kwargs(name: str, kwargs: dict) -> None:
+    """RNN and GRU take no ``proj_size`` (torch.nn's ValueError) and no other extra keyword."""
+    if "proj_size" in kwargs:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+    if kwargs:
+        raise TypeError(f"{name} got unexpected keyword arguments: {sorted(kwargs)}")
+
+
 class RNN(RNNBase):
     r"""A multi-layer Elman RNN with tanh or ReLU, a drop-in for :class:`torch.nn.RNN`.
 
@@ -339,26 +351,14 @@ class RNN(RNNBase):
         dtype=None,
         **kwargs,
     ) -> None:
-        if "proj_size" in kwargs:
-            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        if kwargs:
-            raise TypeError(f"RNN got unexpected keyword arguments: {sorted(kwargs)}")
+        _reject_extra_kwargs("RNN", kwargs)
         self.nonlinearity = nonlinearity
         check_nonlinearity(nonlinearity)
         mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(
-            mode,
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            0,
-            device,
-            dtype,
-        )
+            mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+            device, dtype,
+        )  # fmt: skip
 
 
 class LSTM(RNNBase):
@@ -464,20 +464,8 @@ class GRU(RNNBase):
         dtype=None,
         **kwargs,
     ) -> None:
-        if "proj_size" in kwargs:
-            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        if kwargs:
-            raise TypeError(f"GRU got unexpected keyword arguments: {sorted(kwargs)}")
+        _reject_extra_kwargs("GRU", kwargs)
         super().__init__(
-            "GRU",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            0,
-            device,
-            dtype,
-        )
+            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+            device, dtype,
+        )  # fmt: skip

@@ -43,7 +43,6 @@ from rnnlab.nn._variant_base import (
     _StackedRecurrent,
     _TorchLSTMParams,
     _uniform_,
-    _VariantCell,
 )
 
 __all__ = [
@@ -119,6 +118,8 @@ class ZoneoutLSTM(_CellStack):
     torch.nn.LSTM. Not supported: ``proj_size``, PackedSequence.
     """
 
+    _cell = ZoneoutLSTMCell
+
     def __init__(
         self,
         input_size: int,
@@ -131,10 +132,8 @@ class ZoneoutLSTM(_CellStack):
         zoneout_h: float = 0.0,
         zoneout_c: float = 0.0,
     ) -> None:
-        def make_cell(n_in: int) -> _VariantCell:
-            return ZoneoutLSTMCell(n_in, hidden_size, bias, zoneout_h, zoneout_c)
-
-        super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional)
+        args = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(*args, zoneout_h=zoneout_h, zoneout_c=zoneout_c)
         self.zoneout_h, self.zoneout_c = float(zoneout_h), float(zoneout_c)
 
 

@@ -245,20 +245,7 @@ class LayerNormLSTM(_CellStack):
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))`` with the shapes in the module docstring.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-    ) -> None:
-        def make_cell(n_in: int) -> _VariantCell:
-            return LayerNormLSTMCell(n_in, hidden_size, bias)
-
-        super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional)
+    _cell = LayerNormLSTMCell
 
 
 class LayerNormGRU(_CellStack):
@@ -269,22 +256,7 @@ class LayerNormGRU(_CellStack):
     ``forward(input, h_0=None) -> (output, h_n)`` with the shapes in the module docstring.
     """
 
-    _has_cell_state = False
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-    ) -> None:
-        def make_cell(n_in: int) -> _VariantCell:
-            return LayerNormGRUCell(n_in, hidden_size, bias)
-
-        super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional)
+    _cell = LayerNormGRUCell
 
 
 class PeepholeLSTM(_CellStack):
@@ -293,6 +265,8 @@ class PeepholeLSTM(_CellStack):
     Args as torch.nn.LSTM plus ``coupled`` (input gate = 1 - forget gate, Greff et al. 2017). Not
     supported: ``proj_size``, PackedSequence.
     """
+
+    _cell = PeepholeLSTMCell
 
     def __init__(
         self,
@@ -305,10 +279,8 @@ class PeepholeLSTM(_CellStack):
         bidirectional: bool = False,
         coupled: bool = False,
     ) -> None:
-        def make_cell(n_in: int) -> _VariantCell:
-            return PeepholeLSTMCell(n_in, hidden_size, bias, coupled)
-
-        super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional)
+        args = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(*args, coupled=coupled)
         self.coupled = coupled
 
 
