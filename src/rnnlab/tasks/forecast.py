@@ -1,0 +1,465 @@
+"""Forecasting a series, end to end: config -> data -> model -> trainer -> scores beside classical baselines.
+
+In Python::
+
+    from rnnlab.tasks import forecast
+    result = forecast.train(forecast.Config(), "runs/air")   # AirPassengers, the last 36 months held out
+    forecast.evaluate("runs/air", backtest=3)                # MAPE / sMAPE / MASE, baselines, coverage
+    Forecaster.from_checkpoint("runs/air").predict()         # the 36 months after the series, with quantiles
+
+The series splits in time: ``train | valid | holdout``. The holdout is the last ``data.horizon`` points; the
+validation part (``data.valid_size`` points, default H) comes before it and picks the epoch (early
+stopping); the weights learn from targets before the validation part only. The scaler is fitted on the
+part before the holdout. Nothing of the holdout is seen in training, scaling or model selection (a test
+changes the holdout and checks that the weights do not move).
+
+A run folder holds ``config.json``, ``run.json`` (task, series, split with times and fingerprints),
+``metrics.csv``, ``best/`` and ``last/``, and ``test_metrics.json`` (the holdout scores with the
+baselines'). The ``run_*`` functions at the end are the command line's hooks (see :mod:`rnnlab.tasks`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnlab.data.series import (
+    FREQS,
+    SCALINGS,
+    SERIES_DATASETS,
+    Scaler,
+    Series,
+    calendar_features,
+    load_series,
+    series_datasets,
+)
+from rnnlab.data.sources import DataError
+from rnnlab.inference.forecaster import Forecaster
+from rnnlab.models.baselines import forecast_all, pinball, point_scores
+from rnnlab.models.forecaster import ForecasterConfig, RecurrentForecaster, pinball_loss
+from rnnlab.tasks import runs
+from rnnlab.tasks.config import config_to_dict, validate
+from rnnlab.tasks.runs import RUN_FILES
+from rnnlab.training import TrainerConfig
+
+__all__ = [
+    "DataConfig",
+    "ForecastConfig",
+    "Config",
+    "TrainResult",
+    "train",
+    "evaluate",
+    "load_run_config",
+    "load_run_series",
+    "datasets",
+    "RUN_FILES",
+]
+
+TASK = "forecast"
+FORMATS = (".csv",)
+PATHS = ("data.dataset",)  # config keys that may hold file paths (stored resolved)
+DERIVED = ("model.horizon", "model.num_features", "model.period")  # set by train() from the data
+RENAMED: dict[str, str] = {}
+TRAIN_SHORTCUTS = {"data": "data.dataset", "horizon": "data.horizon"}
+MIN_ORIGINS = 8  # training windows needed at the least
+
+
+@dataclass
+class DataConfig:
+    """Which series, how it splits in time, and how it becomes batches."""
+
+    dataset: str = "airpassengers"  # a bundled series (airpassengers, co2, sunspots, elnino) or a .csv path
+    horizon: int | None = field(default=None, metadata={"min": 1})  # H: holdout and forecast length; None:
+    # the data set's default (airpassengers 36, co2 52, sunspots 11, elnino 24; a CSV: 2 seasons or 12)
+    valid_size: int | None = field(default=None, metadata={"min": 1})  # validation points before the
+    # holdout; None: H
+    time_column: str | None = None  # CSV: the time column (guessed when the file has exactly two columns)
+    value_column: str | None = None  # CSV: the value column
+    freq: str | None = field(
+        default=None, metadata={"choices": tuple(FREQS)}
+    )  # None: inferred from the times
+    interpolate: bool = False  # CSV: fill missing values and gaps linearly (otherwise they are errors)
+    scaling: str = field(default="auto", metadata={"choices": SCALINGS})  # auto: log for a growing positive
+    # series, else standardise
+    batch_size: int = field(default=32, metadata={"min": 1, "max": 4096})  # windows per optimizer step
+    steps_per_epoch: int = field(default=40, metadata={"min": 1})  # optimizer steps per epoch (windows are
+    # drawn at random, so an epoch is a number of steps, not a pass)
+
+
+def _default_train() -> TrainerConfig:
+    # Measured on AirPassengers (benchmarks/quality_forecast.py): see the results file there.
+    return TrainerConfig(
+        epochs=30,
+        lr=3e-3,
+        weight_decay=1e-3,
+        grad_clip=1.0,
+        lr_schedule="cosine",
+        patience=10,
+        monitor="valid_loss",
+        monitor_mode="min",
+    )
+
+
+def _default_model() -> ForecasterConfig:
+    return ForecasterConfig()
+
+
+@dataclass
+class ForecastConfig:
+    """The whole task: data, model and training sections (``data.horizon=24``, ``model.cell=gru``, ...)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ForecasterConfig = field(default_factory=_default_model)
+    train: TrainerConfig = field(default_factory=_default_train)
+
+
+Config = ForecastConfig  # the task's config root, under the name every task uses
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    best_epoch: int
+    valid_metrics: dict
+    test_metrics: dict  # the holdout scores, with the baselines'
+    history: list[dict]
+    stopped_early: bool
+
+
+def load_run_config(run_dir: str | Path) -> ForecastConfig:
+    """The resolved config saved in a run folder (``config.json``)."""
+    if not (Path(run_dir) / "config.json").is_file():
+        raise DataError(f"{run_dir}: not a forecast run folder (no config.json)")
+    return runs.load_config_file(ForecastConfig, Path(run_dir) / "config.json", RENAMED)
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """A series cut in time: ``[0, valid_start)`` train, ``[valid_start, test_start)`` valid, then the
+    holdout."""
+
+    series: Series
+    horizon: int
+    window: int
+    valid_start: int
+    test_start: int
+
+    def info(self) -> dict:
+        s, t = self.series, self.series.times
+
+        def part(a: int, b: int) -> dict:
+            record = runs.split_record([f"{t[i]}={s.values[i]!r}" for i in range(a, b)])
+            return {**record, "start": str(t[a]), "end": str(t[b - 1])}
+
+        return {
+            "source": s.name,
+            "freq": s.freq,
+            "filled": s.filled,
+            "train": part(0, self.valid_start),
+            "valid": part(self.valid_start, self.test_start),
+            "test": part(self.test_start, len(s)),
+        }
+
+
+def default_horizon(cfg: DataConfig, series: Series) -> int:
+    if cfg.horizon is not None:
+        return cfg.horizon
+    if cfg.dataset in SERIES_DATASETS:
+        return SERIES_DATASETS[cfg.dataset].horizon
+    return 2 * series.period if series.period > 1 else 12
+
+
+def default_window(series: Series) -> int:
+    return 2 * series.period if series.period > 1 else 24
+
+
+def make_split(series: Series, cfg: DataConfig, window: int | None) -> Split:
+    """Cut ``series`` as ``cfg`` says; a user error when it is too short or constant."""
+    H = default_horizon(cfg, series)
+    V = cfg.valid_size or H
+    W = window or default_window(series)
+    n = len(series)
+    need = W + MIN_ORIGINS + V + H
+    if n < need:
+        raise DataError(
+            f"{series.name}: too short: {n} values, but window {W} + {MIN_ORIGINS} training targets + "
+            f"validation {V} + horizon {H} need {need}; lower data.horizon, data.valid_size or model.window"
+        )
+    test_start = n - H
+    valid_start = test_start - V
+    before = series.values[:test_start]
+    if np.ptp(before) == 0:
+        raise DataError(f"{series.name}: constant series (every value before the holdout is {before[0]:g})")
+    return Split(series, H, W, valid_start, test_start)
+
+
+def load_run_series(cfg: DataConfig) -> Series:
+    return load_series(cfg.dataset, cfg.time_column, cfg.value_column, cfg.freq, cfg.interpolate)
+
+
+class WindowBatches:
+    """Random batches of (window, calendar, targets, mask) from the origins ``origins``, ``steps`` per epoch.
+
+    Origin ``o`` reads ``z[o - W : o]`` and targets ``z[o : o + H]``; targets at or after ``stop`` are
+    masked out (unknown to this part). Shuffled with a generator seeded by ``(seed, epoch)``, so a resumed
+    run draws the same batches.
+    """
+
+    def __init__(self, z, cal, origins, window, horizon, stop, batch_size, steps=None, seed=0):
+        self.z, self.cal = z, cal  # (T,), (T, F)
+        self.origins = np.asarray(origins)
+        self.W, self.H, self.stop = window, horizon, stop
+        self.batch_size, self.steps, self.seed, self.epoch = batch_size, steps, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps or -(-len(self.origins) // self.batch_size)
+
+    def batch(self, origins: np.ndarray) -> tuple[torch.Tensor, ...]:
+        W, H = self.W, self.H
+        idx = origins[:, None] + np.arange(H)[None, :]  # (B, H)
+        mask = idx < self.stop
+        y = self.z[np.minimum(idx, len(self.z) - 1)] * mask  # (B, H)
+        x = np.stack([self.z[o - W : o] for o in origins])  # (B, W)
+        cal = np.stack([self.cal[o - W : o] for o in origins])  # (B, W, F)
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+        return as_t(x), as_t(cal), as_t(y), torch.as_tensor(mask)
+
+    def __iter__(self):
+        if self.steps is None:  # evaluation: every origin once, in order
+            for i in range(0, len(self.origins), self.batch_size):
+                yield self.batch(self.origins[i : i + self.batch_size])
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for _ in range(self.steps):
+            yield self.batch(
+                rng.choice(self.origins, size=min(self.batch_size, len(self.origins)), replace=False)
+            )
+
+
+def _step(model: RecurrentForecaster, batch) -> torch.Tensor:
+    x, cal, y, mask = (t.to(next(model.parameters()).device) for t in batch)
+    return pinball_loss(model(x, cal), y, model.config.levels, mask)
+
+
+def _valid_metrics(model: RecurrentForecaster, batches) -> dict[str, float]:
+    total, n = 0.0, 0
+    for batch in batches:
+        x, cal, y, mask = (t.to(next(model.parameters()).device) for t in batch)
+        q = model.predict(x, cal)  # (B, H, Q)
+        total += pinball_loss(q, y, model.config.levels, mask).item() * int(mask.sum())
+        n += int(mask.sum())
+    return {"loss": total / max(n, 1)}
+
+
+def train(
+    config: ForecastConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train a forecaster into ``run_dir``; returns the holdout scores beside the baselines'.
+
+    Every check (config, run folder, device, data: too short, constant, irregular) runs before the first
+    file is written, so a bad start leaves an earlier run as it was (see
+    :class:`~rnnlab.tasks.runs.RunFolder`).
+    """
+    # config
+    config = validate(copy.deepcopy(config or ForecastConfig()))
+    run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
+    runs.check_device(config.train.device)
+    cfg = config.data
+    runs.resolve_paths(config, PATHS, SERIES_DATASETS, FORMATS)
+
+    # data
+    series = load_run_series(cfg)
+    split = make_split(series, cfg, config.model.window)
+    m = config.model
+    m.window, m.horizon, m.period = split.window, split.horizon, series.period
+    cal = calendar_features(series.times, series.freq)  # (T, F)
+    m.num_features = cal.shape[1]
+    if resume:
+        runs.check_unchanged(config, load_run_config(run.path), ("data", "model"), run.path)
+    scaler = Scaler.fit(series.values[: split.test_start], cfg.scaling)
+    z = scaler.transform(series.values[: split.test_start])  # the holdout is never transformed here
+    seed = config.train.seed
+    train_batches = WindowBatches(
+        z, cal, np.arange(split.window, split.valid_start), split.window, split.horizon, split.valid_start,
+        cfg.batch_size, cfg.steps_per_epoch, seed,
+    )  # fmt: skip
+    valid_batches = WindowBatches(
+        z, cal, np.arange(split.valid_start, split.test_start), split.window, split.horizon, split.test_start,
+        256,
+    )  # fmt: skip
+
+    # model
+    torch.manual_seed(seed)
+    model = RecurrentForecaster(m)
+    resolved = config_to_dict(config)
+    meta = {
+        "task": TASK,
+        "config": resolved,
+        "scaler": scaler.to_dict(),
+        "freq": series.freq,
+        "tail": series.values[-split.window :].tolist(),  # predict() with no history continues the series
+        "end": str(series.times[-1]),
+    }
+
+    with run:
+        run.write_json("config.json", resolved)
+        run.write_json("run.json", {"task": TASK, "data": split.info()})
+        # fit
+        fit = run.trainer(config.train, TASK).fit(
+            model,
+            train_batches,
+            valid_batches,
+            _step,
+            lambda mod, b: runs.validation_row(_valid_metrics(mod, b)),
+            meta=meta,
+            resume=resume,
+            restore_best=True,
+        )
+        # score
+        model.eval()
+        forecaster = Forecaster(model, scaler, series.freq, meta["tail"], meta["end"], config.train.device)
+        test_metrics = score_origin(forecaster, series, split.test_start, split.horizon)
+        run.write_json("test_metrics.json", test_metrics)
+    return TrainResult(
+        run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early
+    )
+
+
+# -- evaluation ----------------------------------------------------------------------------------------------
+
+
+def score_origin(
+    forecaster: Forecaster, series: Series, origin: int, horizon: int, details: bool = False
+) -> dict:
+    """The model's and the baselines' scores of the ``horizon`` values from ``origin``, the baselines fitted
+    on ``series[:origin]`` and MASE scaled by the in-sample seasonal naive of that part. ``details``: also
+    the model's ``quantiles`` (H, Q) and each baseline's ``forecast`` (H,), as arrays (for the plot)."""
+    W = forecaster.config.window
+    if origin < W:
+        raise DataError(f"origin {origin}: the model reads {W} values before it; the series has {origin}")
+    history, target = series.values[:origin], series.values[origin : origin + horizon]
+    q = forecaster.forecast_windows(history[None, -W:], [series.times[origin - 1]])[0][
+        : len(target)
+    ]  # (H, Q)
+    levels = forecaster.levels
+    median = q[:, levels.index(0.5)]
+    lo, hi = q[:, 0], q[:, -1]
+    scores = point_scores(median, target, history, series.period)
+    baselines = {}
+    for name, b in forecast_all(history, len(target), series.period).items():
+        if b["forecast"] is None:
+            baselines[name] = {
+                "mape": None,
+                "smape": None,
+                "mase": None,
+                "model": b["model"],
+                "note": b["note"],
+            }
+            continue
+        baselines[name] = {**point_scores(b["forecast"], target, history, series.period), "model": b["model"]}
+        if details:
+            baselines[name]["forecast"] = b["forecast"]
+        if b["note"]:
+            baselines[name]["note"] = b["note"]
+    fitted = {k: v for k, v in baselines.items() if v["mase"] is not None}
+    return {
+        **scores,
+        **({"quantiles": q} if details else {}),
+        "pinball": pinball(q, target, levels),
+        "coverage": float(np.mean((target >= lo) & (target <= hi))),
+        "interval": round(levels[-1] - levels[0], 6),
+        "best_baseline": min(fitted, key=lambda k: fitted[k]["mase"]) if fitted else None,
+        "baselines": baselines,
+        "origin": str(series.times[origin]),
+        "n": int(len(target)),
+    }
+
+
+def evaluate(run_dir: str | Path, data: str | None = None, backtest: int = 0) -> dict:
+    """Score a trained run on its holdout beside the baselines; ``backtest`` K also re-scores K rolling
+    origins before it (origin ``test_start - k H``, k = 1..K; the model's weights stay those of the run,
+    so the earlier origins overlap its training targets: they measure stability, not a clean holdout).
+
+    Returns ``mape`` (percent), ``smape``, ``mase``, ``pinball``, ``coverage`` (of the outer interval),
+    ``interval``, ``baselines`` ({name: {mape, smape, mase, model}}), ``best_baseline``, ``data`` and, with
+    ``backtest``, ``backtest``: one such dict per origin and their ``backtest_mean``.
+    """
+    run_dir = Path(run_dir)
+    forecaster = Forecaster.from_checkpoint(run_dir)
+    config = load_run_config(run_dir)
+    if data is not None and data != config.data.dataset:
+        raise DataError(
+            f"--data {data}: a forecast run is scored on its own series' holdout ({config.data.dataset}); "
+            "train another run for another series"
+        )
+    if not isinstance(backtest, int) or backtest < 0:
+        raise DataError(f"--backtest: expected an integer >= 0, received {backtest!r}")
+    runs.check_saved_paths(config, PATHS, run_dir / "config.json", SERIES_DATASETS)
+    series = load_run_series(config.data)
+    split = make_split(series, config.data, config.model.window)
+    runs.check_split(run_dir, "test", [f"{t}={v!r}" for t, v in zip(series.times[split.test_start :],
+                     series.values[split.test_start :], strict=True)], series.name)  # fmt: skip
+    result = score_origin(forecaster, series, split.test_start, split.horizon)
+    result["data"] = f"{series.name} (last {split.horizon} of {len(series)} {series.freq}ly values)"
+    if backtest:
+        origins = [split.test_start - k * split.horizon for k in range(1, backtest + 1)]
+        short = [o for o in origins if o < split.window + 2 * series.period]
+        if short:
+            raise DataError(
+                f"--backtest {backtest}: origin {len(origins) - len(short) + 1} would leave "
+                f"{short[0]} values before it; at most {len(origins) - len(short)} fit in this series"
+            )
+        rows = [score_origin(forecaster, series, o, split.horizon) for o in origins]
+        result["backtest"] = rows
+        result["backtest_mean"] = {
+            "mape": float(np.mean([r["mape"] for r in rows])),
+            "smape": float(np.mean([r["smape"] for r in rows])),
+            "mase": float(np.mean([r["mase"] for r in rows])),
+            "baselines": {
+                name: {
+                    key: float(np.mean([r["baselines"][name][key] for r in rows]))
+                    if all(r["baselines"][name][key] is not None for r in rows)
+                    else None
+                    for key in ("mape", "smape", "mase")
+                }
+                for name in rows[0]["baselines"]
+            },
+        }
+    return result
+
+
+def datasets() -> list[dict]:
+    """The bundled series and whether each can be used here."""
+    return series_datasets()
+
+
+# -- command-line hooks (see rnnlab.tasks) --------------------------------------------------------------
+
+from rnnlab.tasks.forecast_cli import (  # noqa: E402  (the hooks use the functions above)
+    CLI_OPTIONS,
+    TRAIN_EXAMPLES,
+    add_train_arguments,
+    format_evaluation,
+    run_evaluate,
+    run_plot_forecast,
+    run_predict,
+    summary,
+)
+
+__all__ += ["CLI_OPTIONS", "TRAIN_EXAMPLES", "add_train_arguments", "format_evaluation", "run_evaluate",
+            "run_plot_forecast", "run_predict", "summary"]  # fmt: skip
