@@ -47,6 +47,7 @@ TASKS: dict[str, TaskEntry] = {
     "translate": TaskEntry(
         "rnnlab.tasks.translate", "seq2seq with attention: dates -> ISO 8601, German -> English, a TSV"
     ),
+    "forecast": TaskEntry("rnnlab.tasks.forecast", "time series: quantile forecasts beside classical models"),
 }
 
 
