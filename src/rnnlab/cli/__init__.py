@@ -7,6 +7,7 @@
     rnnlab predict RUN_DIR [TEXT ...] [--beam N] [--json]  # texts from stdin, one per line, when none given
     rnnlab plot attention RUN_DIR TEXT -o FILE.png
     rnnlab plot curves RUN_DIR -o FILE.png
+    rnnlab plot forecast RUN_DIR -o FILE.png
     rnnlab info RUN_DIR [--json]
     rnnlab tasks | rnnlab datasets [TASK] | rnnlab --version
 
@@ -45,6 +46,7 @@ _TASK_OPTIONS = {
     "beam": "--beam applies to sequence outputs only (beam search decoding)",
     "text_column": "--text-column applies to labelled data files only",
     "label_column": "--label-column applies to labelled data files only",
+    "backtest": "--backtest applies to forecast runs only (rolling origins before the holdout)",
 }
 _DASH_HINT = "a text that starts with '-' goes after '--', e.g. rnnlab predict RUN_DIR -- -text"
 
@@ -202,6 +204,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column", help="text column of --data (default: the run's)")
     evaluate.add_argument("--label-column", help="label column of --data (default: the run's)")
     _shared(evaluate, "json", "beam")
+    evaluate.add_argument(
+        "--backtest", type=int, metavar="K", help="forecast runs: also score K earlier origins"
+    )
     evaluate.set_defaults(hook="run_evaluate")
 
     predict = _sub(
@@ -241,6 +246,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     curves = kinds.add_parser("curves", help="training loss and validation metrics per epoch")
     _shared(curves, "run_dir", "output")
     curves.set_defaults(func=commands.run_plot_curves)
+    forecast = kinds.add_parser(
+        "forecast", help="a forecast run's history, holdout, forecast band and baseline"
+    )
+    _shared(forecast, "run_dir", "output")
+    forecast.set_defaults(hook="run_plot_forecast")
 
     info = _sub(
         subparsers,
