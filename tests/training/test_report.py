@@ -256,3 +256,16 @@ def test_a_plain_script_in_a_pipe_sees_the_table_and_the_events(tmp_path):
         "resume with fit(..., resume=True)"
     )
     assert len(lines) == 7 and done.stdout == ""
+
+
+def test_a_changed_config_on_resume_is_one_warning_without_dict_arguments(tmp_path, caplog):
+    _fit(tmp_path, scores=(0.5,), progress=False)
+    with caplog.at_level(logging.WARNING, logger="rnnlab"):
+        torch.manual_seed(0)
+        cfg = TrainerConfig(epochs=2, lr=0.02, patience=None, lr_schedule="constant", progress=False)
+        Trainer(cfg, tmp_path).fit(
+            nn.Linear(3, 2), _batches(), [], _step, lambda m, b: {"accuracy": 0.5}, resume=True
+        )
+    (record,) = caplog.records
+    assert record.getMessage() == "resuming with a changed config (lr: 0.01 -> 0.02); results will differ"
+    assert not any(isinstance(a, dict) for a in record.args)  # dict arguments mean epoch rows to handlers

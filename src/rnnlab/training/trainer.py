@@ -389,7 +389,9 @@ class Trainer:
             if k not in ignored and saved.get(k) != v
         }
         if diff:
-            logger.warning("resuming with a changed config (saved, now): %s; results will differ", diff)
+            # A string, not a dict: dict arguments mean per-epoch rows to handlers (the CLI tabulates them).
+            changes = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diff.items())
+            logger.warning("resuming with a changed config (%s); results will differ", changes)
         return _LoopState(**ckpt.trainer_state["loop"])
 
     def _train_epoch(self, model, optimizer, batches, step_fn, state: _LoopState, total_steps: int | None):
