@@ -342,6 +342,24 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
     torch.testing.assert_close(out, _run_direction_readable("GRU", x, batch_sizes, state, weights, False)[0])
 
 
+def test_cpp_ops_take_the_mode_by_name():
+    """The mode crosses into C++ as torch.nn's name (no numbering shared with Python); others are refused."""
+    if not fused.extension_available():
+        pytest.skip("RNNLAB_NO_EXT is set: the C++ back end is off")
+    ops = fused._backend("cpp")
+    case = make_case("GRU", False, False, False, torch.float64)
+    x, _, (h0,), (w_ih, w_hh, _, _) = case
+    x, h0, w_ih, w_hh = x.detach(), h0.detach(), w_ih.detach(), w_hh.detach()
+    args = (x, [B] * T, h0, None, w_ih, w_hh, None, None, None, False, False)
+    out = ops.forward("GRU", *args)[0]
+    want, _ = _run_direction_readable("GRU", x, None, (h0,), (w_ih, w_hh, None, None), False)
+    torch.testing.assert_close(out.view(T, B, H), want, **tol(torch.float64))
+    with pytest.raises(RuntimeError, match='mode must be .*got "GRU2"'):
+        ops.forward("GRU2", *args)
+    with pytest.raises(RuntimeError, match="weight shapes do not match"):
+        ops.forward("LSTM", *args[:3], h0, *args[4:])  # 3H rows are no LSTM's 4H
+
+
 # ------------------------------------------------------------------------------------------------------
 # supports()
 # ------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ every ``t``. Because the batch only shrinks with time, the previous state of ste
 direction, the first ``bs[t]`` rows of step ``t - 1``; the reverse direction reads step ``t + 1``'s rows for
 its first ``bs[t + 1]`` sequences and the initial state for the sequences that join at step ``t``.
 
-The C++ back end (``csrc/``) has the same helpers, under the same names, in ``struct Steps``.
+The C++ back end has the same helpers, under the same names, in ``struct Steps`` (``csrc/layout.h``).
 
 Dimension legend: T steps, B batch (``bs[0]``), N packed rows, W a row's width.
 """

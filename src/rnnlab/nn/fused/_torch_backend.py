@@ -57,9 +57,9 @@ walk they are the gradients of ``h_0`` and ``c_0``. Then, over all N rows at onc
                              dW_hh = dG^T H_prev     db_hh = sum over rows of dG
                              dW_hr = dH^T M          (LSTM with a projection)
 
-The C++ backward (``csrc/fused_rnn.cpp``, ``backward_impl`` and the cells' ``backward_row``) computes
-these same equations, with these names; it only orders the work for speed (the large products a chunk of
-steps at a time, while that chunk's ``dG`` is in cache).
+The C++ backward (``backward_impl`` in ``csrc/fused_rnn.cpp``; each cell's ``backward_row`` and
+``backward_step`` in ``csrc/cells.h``) computes these same equations, with these names; it only orders the
+work for speed (the large products a chunk of steps at a time, while that chunk's ``dG`` is in cache).
 
 Dimension legend: T steps, B batch, N packed rows, H_in input size, H hidden size, P = proj_size or H,
 G = gates * H.
