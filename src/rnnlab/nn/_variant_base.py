@@ -319,7 +319,9 @@ class _StackedRecurrent(nn.Module):
 
 class _CellStack(_StackedRecurrent):
     """A layer made of one cell per (layer, direction), ``cells[layer * D + direction]``, each
-    ``_cell(n_in, hidden_size, bias, **cell_kwargs)``; torch.nn.LSTM's arguments (no ``proj_size``)."""
+    ``_cell(n_in, hidden_size, bias, **cell_kwargs)``: torch.nn.LSTM's arguments (no ``proj_size``), and
+    keywords beyond them (``coupled``, ``zoneout_h``, ...) go to every cell. A variant layer is then
+    only its cell class."""
 
     _cell: type[_VariantCell]
 

@@ -113,28 +113,20 @@ class ZoneoutLSTMCell(_TorchLSTMParams):
 class ZoneoutLSTM(_CellStack):
     """A stack of :class:`ZoneoutLSTMCell` (Krueger et al. 2017), used like torch.nn.LSTM.
 
-    Args as torch.nn.LSTM plus ``zoneout_h``, ``zoneout_c`` (probabilities a unit of h / c keeps its
-    previous value; fresh masks every step in training, expectations in eval). With both 0 this is
-    torch.nn.LSTM. Not supported: ``proj_size``, PackedSequence.
+    Args as torch.nn.LSTM plus the keywords ``zoneout_h=0.0``, ``zoneout_c=0.0`` (probabilities a unit
+    of h / c keeps its previous value; fresh masks every step in training, expectations in eval), given
+    to every cell. With both 0 this is torch.nn.LSTM. Not supported: ``proj_size``, PackedSequence.
     """
 
     _cell = ZoneoutLSTMCell
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        zoneout_h: float = 0.0,
-        zoneout_c: float = 0.0,
-    ) -> None:
-        args = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
-        super().__init__(*args, zoneout_h=zoneout_h, zoneout_c=zoneout_c)
-        self.zoneout_h, self.zoneout_c = float(zoneout_h), float(zoneout_c)
+    @property
+    def zoneout_h(self) -> float:
+        return self.cells[0].zoneout_h
+
+    @property
+    def zoneout_c(self) -> float:
+        return self.cells[0].zoneout_c
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -186,12 +186,17 @@ class _MinCell(nn.Module):
     ``h_t = a_t * h_{t-1} + b_t``. All three forms run :func:`_linear_step` on them.
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    _gate_names: tuple[str, ...] = ()  # one nn.Linear ``linear_<name>`` per name, registered in this order
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
         check_size("input_size", input_size)
         check_size("hidden_size", hidden_size)
+        check_flag("bias", bias)
         self.input_size = input_size
         self.hidden_size = hidden_size
+        for name in self._gate_names:
+            self.add_module(f"linear_{name}", nn.Linear(input_size, hidden_size, bias=bias))
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
@@ -265,11 +270,7 @@ class MinGRUCell(_MinCell):
     :meth:`parallel` run a whole sequence (B, T, H_in) -> (B, T, H).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
-        super().__init__(input_size, hidden_size)
-        check_flag("bias", bias)
-        self.linear_z = nn.Linear(input_size, hidden_size, bias=bias)
-        self.linear_h = nn.Linear(input_size, hidden_size, bias=bias)
+    _gate_names = ("z", "h")
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.linear_z(x), self.linear_h(x)  # (..., H) each
@@ -299,12 +300,7 @@ class MinLSTMCell(_MinCell):
     :meth:`parallel` run a whole sequence (B, T, H_in) -> (B, T, H).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
-        super().__init__(input_size, hidden_size)
-        check_flag("bias", bias)
-        self.linear_f = nn.Linear(input_size, hidden_size, bias=bias)
-        self.linear_i = nn.Linear(input_size, hidden_size, bias=bias)
-        self.linear_h = nn.Linear(input_size, hidden_size, bias=bias)
+    _gate_names = ("f", "i", "h")
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.linear_f(x), self.linear_i(x), self.linear_h(x)  # (..., H) each

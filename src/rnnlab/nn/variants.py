@@ -262,26 +262,15 @@ class LayerNormGRU(_CellStack):
 class PeepholeLSTM(_CellStack):
     """A stack of :class:`PeepholeLSTMCell` (Gers et al. 2000, 2002), used like torch.nn.LSTM.
 
-    Args as torch.nn.LSTM plus ``coupled`` (input gate = 1 - forget gate, Greff et al. 2017). Not
-    supported: ``proj_size``, PackedSequence.
+    Args as torch.nn.LSTM plus the keyword ``coupled=False`` (input gate = 1 - forget gate, Greff et al.
+    2017), given to every cell. Not supported: ``proj_size``, PackedSequence.
     """
 
     _cell = PeepholeLSTMCell
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        coupled: bool = False,
-    ) -> None:
-        args = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
-        super().__init__(*args, coupled=coupled)
-        self.coupled = coupled
+    @property
+    def coupled(self) -> bool:
+        return self.cells[0].coupled
 
 
 # ---------------------------------------------------------------------------------------------------
