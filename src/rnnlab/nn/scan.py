@@ -314,7 +314,9 @@ class MinLSTMCell(_MinCell):
 
 
 class _MinRNN(nn.Module):
-    """A stack of min cells: the layer API shared by :class:`MinGRU` and :class:`MinLSTM`."""
+    """A stack of min cells: the layer API shared by :class:`MinGRU` and :class:`MinLSTM`, on the one
+    layer stack of :mod:`rnnlab.nn._stack` (layer ``l`` reads layer ``l - 1``'s output, with dropout
+    between layers in training); each layer runs its cell's ``parallel`` or ``sequential`` form."""
 
     _cell: type[_MinCell] = _MinCell
 
