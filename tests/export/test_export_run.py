@@ -145,13 +145,20 @@ def test_a_translate_run_exports_encoder_and_decoder(tmp_path):
 
     config = translate.TranslateConfig(
         data=translate.DataConfig(n_train=48, n_valid=8, n_test=8, batch_size=24, eval_batch_size=24),
-        model=Seq2SeqConfig(embed_size=8, hidden_size=8, attention_size=8, dropout=0.0),
+        model=Seq2SeqConfig(cell="lstm", embed_size=8, hidden_size=8, attention_size=8, dropout=0.0),
         train=TrainerConfig(epochs=1, lr=1e-2, patience=None, monitor="auto", progress=False),
     )
     translate.train(config, tmp_path / "run")
     sidecar = export_run(tmp_path / "run", tmp_path / "dates.onnx")
     meta = json.loads(sidecar.read_text(encoding="utf-8"))
     assert (meta["encoder"], meta["decoder"]) == ("dates.encoder.onnx", "dates.decoder.onnx")
+    for io, path in (
+        ("encoder_io", meta["encoder"]),
+        ("decoder_io", meta["decoder"]),
+    ):  # names as in the files
+        graph = onnx.load(str(tmp_path / path)).graph
+        assert meta[io]["inputs"] == [i.name for i in graph.input]
+        assert meta[io]["outputs"] == [o.name for o in graph.output]
     t = translate.load_translator(tmp_path / "run")
     assert (
         meta["src_vocab"]["tokens"] == t.src_vocab.tokens
@@ -162,11 +169,14 @@ def test_a_translate_run_exports_encoder_and_decoder(tmp_path):
     src = np.array([[src_index.get(ch, meta["preprocessing"]["unk_id"]) for ch in text if not ch.isspace()]])
     pre = meta["preprocessing"]
     enc = run(session(tmp_path / meta["encoder"]), src=src, src_lengths=np.array([src.shape[1]]))
-    feeds = {k: v for k, v in enc.items() if k != "memory"}
+    state_names = meta["encoder_io"]["outputs"][1:]  # h0, c0, feed: the decoder's state inputs
+    assert state_names == ["h0", "c0", "feed"]
+    feeds = {name: enc[name] for name in state_names}
     dec, y, tokens = session(tmp_path / meta["decoder"]), np.array([pre["bos_id"]]), []
     for _ in range(pre["max_len"]):
         out = run(dec, y_prev=y, memory=enc["memory"], src_lengths=np.array([src.shape[1]]), **feeds)
-        feeds = {"h0": out["h_n"], **({"feed": out["feed_n"]} if "feed_n" in out else {})}
+        next_names = meta["decoder_io"]["outputs"][1 : 1 + len(state_names)]  # h_n, c_n, feed_n
+        feeds = {name: out[next_name] for name, next_name in zip(state_names, next_names, strict=True)}
         y = out["logits"].argmax(-1)
         if int(y[0]) == pre["eos_id"]:
             break

@@ -18,6 +18,8 @@ from rnnlab.export.exporter import ExportError, to_onnx
 __all__ = ["export_run", "SIDECAR_FORMAT"]
 
 SIDECAR_FORMAT = "rnnlab-onnx"
+# The decoder step's output that becomes each state input of the next step.
+_NEXT_STATE = {"h0": "h_n", "c0": "c_n", "feed": "feed_n"}
 
 
 def _tokenizer_spec(tokenizer) -> dict:
@@ -101,7 +103,7 @@ def _export_translate(run_dir: Path, output: Path, dynamic: bool) -> tuple[Path,
         "encoder_io": {"inputs": ["src", "src_lengths"], "outputs": ["memory", *state]},
         "decoder_io": {
             "inputs": ["y_prev", *state, "memory", "src_lengths"],
-            "outputs": ["logits", *(f"{s}_n" if s != "h0" else "h_n" for s in state)]
+            "outputs": ["logits", *(_NEXT_STATE[s] for s in state)]
             + ([] if c.attention == "none" else ["attention"]),
             "loop": "start with y_prev = bos_id and the encoder's state; feed h_n / c_n / feed_n back as "
             "h0 / c0 / feed; greedy: y = argmax(logits) until eos_id or max_len tokens",
