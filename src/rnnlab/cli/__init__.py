@@ -38,7 +38,7 @@ __all__ = ["EXTENSIONS", "UserError", "build_parser", "main"]
 # ``handler(args) -> exit status``. Adding a package's subcommands is one line here. Such a module must
 # import only argparse-level things at import time (torch on use), or ``rnnlab --help`` gets slow (a test
 # checks that it imports no torch).
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("rnnlab.tasks.charlm_cli",)  # rnnlab sample RUN (charlm)
 
 # Options of evaluate / predict / plot that only some tasks take (a task lists its own in CLI_OPTIONS):
 # given to a task that does not take them, they are an error, never silently ignored.
@@ -251,6 +251,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     _shared(forecast, "run_dir", "output")
     forecast.set_defaults(hook="run_plot_forecast")
+    cells = kinds.add_parser("cells", help="a text coloured by the most interpretable cell units (charlm)")
+    _shared(cells, "run_dir")
+    cells.add_argument("text", metavar="TEXT")
+    _shared(cells, "output")
+    cells.set_defaults(hook="run_plot_cells")
 
     info = _sub(
         subparsers,
