@@ -22,6 +22,7 @@ averages the members' quantiles, which keeps them monotone.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from inspect import signature
 
 import torch
 import torch.nn.functional as F
@@ -109,12 +110,12 @@ class _Member(nn.Module):
 
     def __init__(self, c: ForecasterConfig) -> None:
         super().__init__()
-        self.encoder = ENCODERS[c.cell](
-            1 + c.num_features,
-            c.hidden_size,
-            num_layers=c.num_layers,
-            batch_first=True,
-            dropout=c.dropout if c.num_layers > 1 else 0.0,
+        layer = ENCODERS[c.cell]
+        between = (
+            {"dropout": c.dropout} if c.num_layers > 1 and "dropout" in signature(layer).parameters else {}
+        )
+        self.encoder = layer(
+            1 + c.num_features, c.hidden_size, num_layers=c.num_layers, batch_first=True, **between
         )
         self.num_quantiles = len(c.levels)
         self.dropout = nn.Dropout(c.dropout)

@@ -390,10 +390,26 @@ def score_origin(
     }
 
 
+def backtest_origins(split: Split, period: int, k: int) -> list[int]:
+    """The ``k`` rolling origins before the holdout, latest first: the first one's H targets end where the
+    holdout starts, each next one a season earlier (H earlier for a series without a season), so that no
+    target is in the holdout; a user error when the series holds fewer."""
+    step = min(split.horizon, period) if period > 1 else split.horizon
+    first = split.test_start - split.horizon
+    need = split.window + 2 * period  # the model's window, and two seasons for Holt-Winters and SARIMA
+    fit = max(0, (first - need) // step + 1)
+    if k > fit:
+        raise DataError(
+            f"--backtest {k}: at most {fit} origins fit before the holdout (every {step} steps back from "
+            f"{split.series.times[first]}, each with {need} values before it)"
+        )
+    return [first - i * step for i in range(k)]
+
+
 def evaluate(run_dir: str | Path, data: str | None = None, backtest: int = 0) -> dict:
     """Score a trained run on its holdout beside the baselines; ``backtest`` K also re-scores K rolling
-    origins before it (origin ``test_start - k H``, k = 1..K; the model's weights stay those of the run,
-    so the earlier origins overlap its training targets: they measure stability, not a clean holdout).
+    origins before it (see :func:`backtest_origins`; the model's weights stay those of the run, so the
+    earlier origins overlap its training targets: they measure stability, not a clean holdout).
 
     Returns ``mape`` (percent), ``smape``, ``mase``, ``pinball``, ``coverage`` (of the outer interval),
     ``interval``, ``baselines`` ({name: {mape, smape, mase, model}}), ``best_baseline``, ``data`` and, with
@@ -417,13 +433,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, backtest: int = 0) ->
     result = score_origin(forecaster, series, split.test_start, split.horizon)
     result["data"] = f"{series.name} (last {split.horizon} of {len(series)} {series.freq}ly values)"
     if backtest:
-        origins = [split.test_start - k * split.horizon for k in range(1, backtest + 1)]
-        short = [o for o in origins if o < split.window + 2 * series.period]
-        if short:
-            raise DataError(
-                f"--backtest {backtest}: origin {len(origins) - len(short) + 1} would leave "
-                f"{short[0]} values before it; at most {len(origins) - len(short)} fit in this series"
-            )
+        origins = backtest_origins(split, series.period, backtest)
         rows = [score_origin(forecaster, series, o, split.horizon) for o in origins]
         result["backtest"] = rows
         result["backtest_mean"] = {
