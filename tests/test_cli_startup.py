@@ -1,5 +1,6 @@
 """``rnnlab --help`` and ``rnnlab train --help`` start without importing torch or any task module (the parser
-is built from the static task registry), and ``python -m rnnlab`` is the same command."""
+is built from the static task registry; EXTENSIONS' modules are argparse-only), and ``python -m rnnlab`` is
+the same command."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ try:
     runpy.run_module("rnnlab", run_name="__main__", alter_sys=True)
 except SystemExit as stop:
     code = stop.code
-watched = ("torch.", "rnnlab.tasks.", "rnnlab.nn")
-mods = sorted(m for m in sys.modules if m == "torch" or m.startswith(watched))
+from rnnlab.tasks import TASKS  # the registry itself is light; the task modules it names are not
+heavy = {entry.module for entry in TASKS.values()} | {"torch", "rnnlab.tasks.runs", "rnnlab.nn"}
+mods = sorted(m for m in sys.modules if m in heavy or m.startswith("torch."))
 print(json.dumps({"code": code, "modules": mods}), file=sys.stderr)
 """
 

@@ -165,7 +165,7 @@ def test_tasks_and_datasets_list_the_registry(capsys):
     code, out, _ = cli(capsys, "datasets", "translate")
     assert code == 0 and "dates" in out and "reviews-zh" not in out
     code, _, err = cli(capsys, "datasets", "nope")
-    assert_user_error(code, err, "datasets: expected one of sentiment, translate, received 'nope'")
+    assert_user_error(code, err, f"datasets: expected one of {', '.join(TASKS)}, received 'nope'")
 
 
 def test_training_in_a_pipe_prints_the_epoch_table(tmp_path, capsys):
