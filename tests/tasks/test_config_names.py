@@ -9,7 +9,7 @@ import shutil
 import pytest
 from task_testing import TINY_SENTIMENT, assert_user_error, cli, write_reviews
 
-from rnnlab.tasks import get_task
+from rnnlab.tasks import TASKS, get_task
 from rnnlab.tasks.config import ConfigError, apply_overrides, config_to_dict, field_paths
 from rnnlab.tasks.translate import RENAMED, TranslateConfig, load_run_config
 
@@ -44,6 +44,20 @@ def test_every_task_uses_the_shared_names(task):
     paths = field_paths(module.Config())
     assert [key for key in SHARED if key not in paths] == []
     assert all(key in paths for key in module.DERIVED)  # the derived keys exist, and are listed
+
+
+CORE = ["data.dataset", "data.batch_size", "model.cell", "model.hidden_size", "train.epochs", "train.device"]
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_registered_task_has_the_core_names_and_declares_derived_keys(task):
+    module = get_task(task)
+    paths = field_paths(module.Config())
+    assert [key for key in CORE if key not in paths] == []
+    assert module.DERIVED and all(key in paths for key in module.DERIVED)
+    for key in module.DERIVED:  # set by train(), so never offered as an override
+        with pytest.raises(ConfigError, match=f"{key} is derived from the data"):
+            apply_overrides(module.Config(), [f"{key}=1"], module.DERIVED)
 
 
 @pytest.mark.xfail(
