@@ -4,14 +4,13 @@ command line, which knows none of its metric names."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from rnnlab.tasks import runs
-from rnnlab.tasks.config import config_to_dict, validate
+from rnnlab.tasks.config import config_to_dict
 from rnnlab.training import TrainerConfig
 
 TASK = "toy"
@@ -61,9 +60,7 @@ def _score(model, batches) -> dict:
 
 
 def train(config=None, run_dir=None, resume=False, overwrite=False) -> Result:
-    config = validate(copy.deepcopy(config or Config()))  # config
-    run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
-    runs.check_device(config.train.device)
+    config, run = runs.prepare(config or Config(), run_dir, resume, overwrite, TASK)  # config
     x, y = _data(config.data)  # data
     n = len(x) * 3 // 4
     b = config.data.batch_size

@@ -3,9 +3,9 @@
 A task's ``train()`` reads top to bottom as config -> data -> model -> fit -> score; this module holds the
 steps around it that are the same for every task::
 
-    config = validate(...)                                  # ranges, choices (ConfigError)
-    run = RunFolder(run_dir, resume, overwrite)             # refuses to clobber; nothing written yet
-    check_device(config.train.device)                       # "cuda" on a machine without one: a user error
+    config, run = prepare(config, run_dir, resume, overwrite, TASK, PATHS, ...)
+        # validated (ConfigError), data paths stored resolved, the device checked ("cuda" on a machine
+        # without one: a user error), the run folder checked (refuses to clobber); nothing written yet
     ... data, vocabulary, model ...                         # any error here leaves the folder as it was
     with run:                                               # from here on files are written
         run.write_json("config.json", ...); run.write_json("run.json", ...)
@@ -26,6 +26,7 @@ TASK``'s generic part (:func:`train_from_args`).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -48,6 +49,7 @@ __all__ = [
     "RunFolder",
     "check_run_dir",
     "check_device",
+    "prepare",
     "default_run_dir",
     "resolve_paths",
     "check_saved_paths",
@@ -244,6 +246,26 @@ def check_device(device: str, key: str = "train.device") -> None:
     except (RuntimeError, AssertionError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"{key}={device}: not usable here ({reason}); use {key}=cpu") from None
+
+
+def prepare(
+    config: Any,
+    run_dir: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    task: str,
+    paths: Iterable[str] = (),
+    bundled: Collection[str] = (),
+    formats: Collection[str] = (),
+) -> tuple[Any, RunFolder]:
+    """The config step every task's ``train()`` starts with, before any data is read: a validated copy of
+    ``config`` (its ``paths`` stored resolved), and the :class:`RunFolder` (checked, nothing written), with
+    ``config.train.device`` checked. Returns ``(config, run)``."""
+    config = validate_config(copy.deepcopy(config))
+    run = RunFolder(run_dir or default_run_dir(task), resume, overwrite)
+    check_device(config.train.device)
+    resolve_paths(config, paths, bundled, formats)
+    return config, run
 
 
 def default_run_dir(task: str) -> Path:

@@ -15,7 +15,6 @@ A run folder holds ``config.json`` (the resolved config), ``run.json`` (task, da
 
 from __future__ import annotations
 
-import copy
 import random
 import sys
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from rnnlab.data.sources import read_labeled_file
 from rnnlab.inference.predictor import Predictor, encode_texts
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
 from rnnlab.tasks import runs
-from rnnlab.tasks.config import ConfigError, config_to_dict, validate
+from rnnlab.tasks.config import ConfigError, config_to_dict
 from rnnlab.tasks.runs import RUN_FILES
 from rnnlab.training import TrainerConfig, accuracy, confusion_matrix, macro_f1
 
@@ -202,11 +201,10 @@ def train(
     written its first checkpoint.
     """
     # config
-    config = validate(copy.deepcopy(config or SentimentConfig()))
-    run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
-    runs.check_device(config.train.device)
+    config, run = runs.prepare(
+        config or SentimentConfig(), run_dir, resume, overwrite, TASK, PATHS, DATASETS, FORMATS
+    )
     cfg = config.data
-    runs.resolve_paths(config, PATHS, DATASETS, FORMATS)
 
     # data
     splits = load_splits(cfg)

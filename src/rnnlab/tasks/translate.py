@@ -20,7 +20,6 @@ hooks (see :mod:`rnnlab.tasks`).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from rnnlab.data.text import make_tokenizer, tokenizer_from_dict
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, sequence_loss
 from rnnlab.tasks import runs
-from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, rename_keys, validate
+from rnnlab.tasks.config import ConfigError, config_from_dict, config_to_dict, rename_keys
 from rnnlab.tasks.runs import RUN_FILES
 from rnnlab.training import TrainerConfig, load_checkpoint
 from rnnlab.training.metrics import corpus_bleu, exact_match
@@ -296,10 +295,9 @@ def train(
     file is written, and an earlier run is replaced only once the new one has written its first checkpoint.
     """
     # config
-    config = validate(copy.deepcopy(TranslateConfig() if config is None else config))
-    run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
-    runs.check_device(config.train.device)
-    runs.resolve_paths(config, PATHS, BUNDLED, FORMATS)
+    config, run = runs.prepare(
+        config or TranslateConfig(), run_dir, resume, overwrite, TASK, PATHS, BUNDLED, FORMATS
+    )
 
     # data
     cfg = config.data
