@@ -4,8 +4,9 @@ After Karpathy, Johnson & Fei-Fei (2015), "Visualizing and understanding recurre
 the picture is one unit, the text written out with every character's background coloured by that unit's
 activation after reading it (blue -1 ... white 0 ... red +1). The units shown are the *most interpretable*
 ones for this text: for each simple feature of the text (:data:`FEATURES`: position in the line, inside
-quotes, bracket depth, inside a word, in an all-capitals word) the unit whose activation is most correlated
-with it (Pearson's r, each unit used once), then the units of largest variance to fill the rows.
+quotes, bracket depth, inside a word, in an all-capitals word) a unit whose activation is strongly correlated
+with it (Pearson's r; the strongest feature-unit pair is taken first, each feature and unit once), then the
+units of largest variance to fill the rows.
 """
 
 from __future__ import annotations
@@ -83,18 +84,19 @@ def interpretable_units(chars: Sequence[str], acts: np.ndarray, n_units: int = 6
     used: set[int] = set()
     centred = acts - acts.mean(0)
     scale = np.sqrt((centred**2).sum(0))  # (H,)
+    names, rs = [], []
     for name, feature in text_features(chars).items():
-        if len(chosen) >= n_units:
-            break
         f = feature - feature.mean()
         if not np.any(f) or not np.any(scale):
             continue  # constant over this text (no brackets, ...): says nothing
-        r = (centred * f[:, None]).sum(0) / (scale * np.sqrt((f**2).sum()) + 1e-12)  # (H,)
-        for unit in np.argsort(-np.abs(r)):
-            if int(unit) not in used:
-                used.add(int(unit))
-                chosen.append((int(unit), f"{name}, r = {r[unit]:+.2f}"))
-                break
+        names.append(name)
+        rs.append((centred * f[:, None]).sum(0) / (scale * np.sqrt((f**2).sum()) + 1e-12))  # (H,)
+    r = np.abs(np.asarray(rs)) if rs else np.zeros((0, acts.shape[1]))  # (F, H)
+    while len(chosen) < n_units and r.size and r.max() > 0:  # the strongest (feature, unit) pair first
+        i, unit = np.unravel_index(int(r.argmax()), r.shape)
+        chosen.append((int(unit), f"{names[i]}, r = {rs[i][unit]:+.2f}"))
+        used.add(int(unit))
+        r[i, :], r[:, unit] = -1, -1
     for unit in np.argsort(-acts.var(0)):
         if len(chosen) >= n_units:
             break
