@@ -5,6 +5,7 @@
 """
 
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
+from rnnlab.inference.forecaster import Forecaster
 from rnnlab.inference.predictor import (
     UNKNOWN_SHARE_WARNING,
     Predictor,
@@ -14,6 +15,7 @@ from rnnlab.inference.predictor import (
 )
 
 __all__ = [
+    "Forecaster",
     "Predictor",
     "UNKNOWN_SHARE_WARNING",
     "encode_texts",
