@@ -1,0 +1,13 @@
+"""``rnnlab serve RUN``: a trained run behind a JSON API and a web page (FastAPI on uvicorn).
+
+* :mod:`rnnlab.serve.cli` adds the subcommand (argparse only at import time);
+* :mod:`rnnlab.serve.limits` holds the request limits and the micro-batching settings;
+* :mod:`rnnlab.serve.backends` wraps each task's model (classifier, translator, character LM, forecaster);
+* :mod:`rnnlab.serve.batching` gathers requests that arrive together into one forward pass, on a worker
+  thread (the event loop never runs a model);
+* :mod:`rnnlab.serve.app` is the ASGI app: ``/health``, ``/info``, ``/metrics``, ``/v1/*`` and the page at
+  ``/`` (files in ``static/``, no build step, no CDN).
+
+The package needs the ``serve`` extra (``pip install rnnlab[serve]``); importing this ``__init__`` needs
+nothing.
+"""

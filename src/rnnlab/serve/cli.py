@@ -1,0 +1,75 @@
+"""``rnnlab serve RUN``: added to the command line through :data:`rnnlab.cli.EXTENSIONS` (argparse only
+at import time; fastapi, uvicorn and torch when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+__all__ = ["add_subcommands", "run_serve"]
+
+EXAMPLES = [
+    "rnnlab serve runs/zh                     # http://127.0.0.1:8000/",
+    "rnnlab serve runs/dates --port 8080 --max-batch-size 64 --max-wait-ms 2",
+    'curl -s localhost:8000/v1/predict -d \'{"texts": ["很好用"]}\'',
+]
+_LIMIT_HELP = {
+    "max_body_bytes": "largest request body in bytes",
+    "max_texts": "most texts in one /v1/predict request",
+    "max_text_chars": "most characters in one text",
+    "max_generate_length": "most characters one /v1/generate request may ask for",
+    "max_history": "most values in one /v1/forecast history",
+    "max_batch_size": "most texts in one forward pass (1: no micro-batching)",
+    "max_wait_ms": "how long a batch waits to fill, in milliseconds",
+    "max_queue": "most requests waiting for the model (beyond: 503 overloaded)",
+}
+
+
+def add_subcommands(commands) -> None:
+    from rnnlab.serve.limits import ServeLimits
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a run: a JSON API and a web page (needs the serve extra)",
+        description="Load a run once and answer HTTP: GET / (the page), /health, /info, /metrics; POST "
+        "/v1/predict (classifier, translator), /v1/generate (character LM), /v1/forecast. Binds the loopback "
+        "unless --host says otherwise. SIGTERM or Ctrl-C: requests in flight finish, then it exits.",
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by train")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    for f in fields(ServeLimits):
+        serve.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=type(f.default),
+            default=f.default,
+            help=f"{_LIMIT_HELP[f.name]} (default {f.default})",
+        )
+    serve.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    from rnnlab.cli.commands import UserError
+
+    try:
+        import uvicorn
+
+        from rnnlab.serve.app import create_app
+    except ImportError as e:
+        raise UserError(f"rnnlab serve needs the serve extra (pip install 'rnnlab[serve]'): {e}") from None
+    from rnnlab.serve.limits import ServeLimits
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port: expected 0 to 65535, received {args.port}")
+    try:
+        limits = ServeLimits(**{f.name: getattr(args, f.name) for f in fields(ServeLimits)})
+    except ValueError as e:
+        raise UserError(f"--{str(e).replace('_', '-', 2)}") from None
+    app = create_app(args.run_dir, limits)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info", access_log=False, timeout_graceful_shutdown=30
+    )
+    return 0
