@@ -38,7 +38,10 @@ __all__ = ["EXTENSIONS", "UserError", "build_parser", "main"]
 # ``handler(args) -> exit status``. Adding a package's subcommands is one line here. Such a module must
 # import only argparse-level things at import time (torch on use), or ``rnnlab --help`` gets slow (a test
 # checks that it imports no torch).
-EXTENSIONS: tuple[str, ...] = ("rnnlab.tasks.charlm_cli",)  # rnnlab sample RUN (charlm)
+EXTENSIONS: tuple[str, ...] = (
+    "rnnlab.tasks.charlm_cli",  # rnnlab sample RUN (charlm)
+    "rnnlab.serve.cli",  # rnnlab serve RUN (the JSON API and the page)
+)
 
 # Options of evaluate / predict / plot that only some tasks take (a task lists its own in CLI_OPTIONS):
 # given to a task that does not take them, they are an error, never silently ignored.
