@@ -14,20 +14,33 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
     "${PIP[@]}" install "torch==2.13.0"
 fi
-# setuptools/wheel for the editable install; then rnnlab with its task, export and dev extras.
+# setuptools/wheel for the editable install; then rnnlab with its task, export, serve and dev extras.
 "${PIP[@]}" install "setuptools>=68" wheel
-"${PIP[@]}" install --no-build-isolation -e ".[tasks,export,dev]"
+"${PIP[@]}" install --no-build-isolation -e ".[tasks,export,serve,dev]"
 
 # Compile the fused C++ RNN kernels now (about a minute, once; cached), so the first training run or test
 # session does not pay for it. Not fatal: without a compiler rnnlab falls back to the pure-PyTorch fused path.
 .venv/bin/python -c "from rnnlab.nn import fused; fused.build_extension(verbose=False)" \
     || echo "setup: the fused C++ kernels did not build; the pure-PyTorch fused path will run" >&2
 
+# Debian packages, as root only and never fatal: apt-get update runs once, before the first install.
+APT_UPDATED=0
+apt_install() {
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+    if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq || return 1; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 # A CJK font so attention heatmaps over Chinese text render characters, not boxes.
 # Optional: without it plots still work (and say so), so failure here is not fatal.
 if ! fc-list 2>/dev/null | grep -qiE "Noto (Sans|Serif) CJK|WenQuanYi|Droid Sans Fallback"; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null) \
-            || echo "setup: could not install a CJK font; Chinese labels in plots may show as boxes" >&2
-    fi
+    apt_install fonts-wqy-zenhei \
+        || echo "setup: could not install a CJK font; Chinese labels in plots may show as boxes" >&2
+fi
+
+# Chromium and its WebDriver for the browser test of rnnlab serve's page (tests/serve/test_browser.py,
+# which skips, saying why, without them).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver \
+        || echo "setup: could not install chromium; the browser test of the serve page will be skipped" >&2
 fi
