@@ -31,10 +31,17 @@ from pathlib import Path
 import torch
 
 from rnnlab.data.dates import generate_dates
-from rnnlab.data.pairs import DE_EN_PATH, PairBatches, ParallelDataConfig, load_parallel
+from rnnlab.data.pairs import DE_EN_PATH, PairBatches, load_parallel
 from rnnlab.data.text import CharTokenizer, WordTokenizer
 from rnnlab.tasks.config import apply_overrides
-from rnnlab.tasks.translate import TranslateConfig, evaluate, load_translator, plot_attention, train
+from rnnlab.tasks.translate import (
+    DataConfig,
+    TranslateConfig,
+    evaluate,
+    load_translator,
+    plot_attention,
+    train,
+)
 from rnnlab.training.metrics import corpus_bleu, exact_match
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,11 +65,11 @@ def train_variant(base: TranslateConfig, attention: str, run_dir: Path) -> tuple
     return result.test_metrics, time.perf_counter() - wall, cpu_seconds() - cpu, len(result.history)
 
 
-def digit_alignment(run_dir: Path, data: ParallelDataConfig) -> float:
+def digit_alignment(run_dir: Path, data: DataConfig) -> float:
     """Share of target digits whose teacher-forced attention argmax falls in the span they came from."""
     t = load_translator(run_dir)
     split = generate_dates(
-        data.n_train, data.n_valid, data.n_test, data.seed, data.first_year, data.last_year
+        data.n_train, data.n_valid, data.n_test, data.split_seed, data.first_year, data.last_year
     )
     examples = split.test
     sources = t.source_ids([e.source for e in examples])
@@ -111,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     epochs = args.epochs
     sizes = (
-        ["data.n_train=6000", "data.n_valid=500", "data.n_test=1000", "batch_size=32"] if args.quick else []
+        ["data.n_train=6000", "data.n_valid=500", "data.n_test=1000", "data.batch_size=32"]
+        if args.quick
+        else []
     )
     base = apply_overrides(TranslateConfig(), [*sizes, f"train.epochs={epochs}", "train.progress=false"])
     runs = args.runs or Path(tempfile.mkdtemp(prefix="rnnlab-seq2seq-"))
@@ -135,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         f"## dates: {base.data.n_train:,} training dates, {base.data.n_test:,} held-out test dates "
         f"(never seen in training)",
         "",
-        f"GRU, bidirectional encoder, hidden {base.model.hidden_size}, embeddings {base.model.embed_size}, "
-        f"character tokens, batch {base.batch_size}, AdamW lr {base.train.lr} cosine, {epochs} epoch(s) "
+        f"GRU, bidirectional encoder, hidden {base.model.hidden_size}, "
+        f"embeddings {base.model.embedding_dim}, character tokens, batch {base.data.batch_size}, "
+        f"AdamW lr {base.train.lr} cosine, {epochs} epoch(s) "
         "(early stopping on validation exact match); input feeding with attention.",
         "",
         "| model | exact match, greedy | exact match, beam 5 | digit alignment | training time | epochs |",
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                     "data.min_freq=2",
                     f"train.epochs={args.de_en_epochs}",
                     "train.patience=3",
-                    "model.embed_size=128",
+                    "model.embedding_dim=128",
                     "model.hidden_size=256",
                     "model.attention_size=256",
                     "model.dropout=0.3",

@@ -101,8 +101,8 @@ def test_classifier_with_a_variant_cell_raises_naming_it(tmp_path):
 @pytest.fixture(scope="module", params=list(SEQ2SEQ))
 def seq2seq(request, tmp_path_factory):
     torch.manual_seed(0)
-    config = Seq2SeqConfig(src_vocab_size=V, tgt_vocab_size=11, embed_size=6, hidden_size=8, attention_size=7,
-                           **SEQ2SEQ[request.param])  # fmt: skip
+    config = Seq2SeqConfig(src_vocab_size=V, tgt_vocab_size=11, embedding_dim=6, hidden_size=8,
+                           attention_size=7, **SEQ2SEQ[request.param])  # fmt: skip
     model = Seq2Seq(config).eval()
     paths = to_onnx(model, _ids(2, 4, seed=0), tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
     return model, paths

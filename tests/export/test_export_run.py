@@ -145,7 +145,7 @@ def test_a_translate_run_exports_encoder_and_decoder(tmp_path):
 
     config = translate.TranslateConfig(
         data=translate.DataConfig(n_train=48, n_valid=8, n_test=8, batch_size=24, eval_batch_size=24),
-        model=Seq2SeqConfig(cell="lstm", embed_size=8, hidden_size=8, attention_size=8, dropout=0.0),
+        model=Seq2SeqConfig(cell="lstm", embedding_dim=8, hidden_size=8, attention_size=8, dropout=0.0),
         train=TrainerConfig(epochs=1, lr=1e-2, patience=None, monitor="auto", progress=False),
     )
     translate.train(config, tmp_path / "run")

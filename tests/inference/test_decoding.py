@@ -20,7 +20,9 @@ V_SRC, V_TGT, EOS = 13, 9, 3
 def make_model(seed=0, dtype=torch.float64, **overrides) -> Seq2Seq:
     """float64: decoding compares argmaxes across batch shapes, so no near-tie may flip by rounding."""
     torch.manual_seed(seed)
-    sizes = dict(src_vocab_size=V_SRC, tgt_vocab_size=V_TGT, embed_size=8, hidden_size=12, attention_size=10)
+    sizes = dict(
+        src_vocab_size=V_SRC, tgt_vocab_size=V_TGT, embedding_dim=8, hidden_size=12, attention_size=10
+    )
     model = Seq2Seq(Seq2SeqConfig(**{**sizes, "dropout": 0.0, **overrides})).to(dtype).eval()
     with torch.no_grad():  # a strong <eos> bias: random models should end within the tests' max_len
         model.decoder.out.bias[EOS] += 1.5

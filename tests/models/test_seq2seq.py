@@ -24,7 +24,9 @@ V_SRC, V_TGT = 13, 11
 
 def make_model(seed=0, **overrides) -> Seq2Seq:
     torch.manual_seed(seed)
-    sizes = dict(src_vocab_size=V_SRC, tgt_vocab_size=V_TGT, embed_size=8, hidden_size=12, attention_size=10)
+    sizes = dict(
+        src_vocab_size=V_SRC, tgt_vocab_size=V_TGT, embedding_dim=8, hidden_size=12, attention_size=10
+    )
     return Seq2Seq(Seq2SeqConfig(**{**sizes, "dropout": 0.0, **overrides})).eval()
 
 

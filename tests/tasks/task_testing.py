@@ -19,7 +19,8 @@ TINY_SENTIMENT = [
 TINY_SENTIMENT += ["data.min_freq=1", "train.epochs=1", "train.lr=0.01", "train.progress=false"]
 # A translate model on a few dozen dates.
 TINY_TRANSLATE = ["data.n_train=48", "data.n_valid=4", "data.n_test=4", "model.hidden_size=8"]
-TINY_TRANSLATE += ["model.embed_size=4", "model.attention_size=4", "train.epochs=1", "train.progress=false"]
+TINY_TRANSLATE += ["model.embedding_dim=4", "model.attention_size=4"]
+TINY_TRANSLATE += ["train.epochs=1", "train.progress=false"]
 TINY_TRANSLATE += ["data.batch_size=48", "decode.max_len=12"]  # an ISO date is 10 tokens and <eos>
 
 

@@ -60,9 +60,6 @@ def test_every_registered_task_has_the_core_names_and_declares_derived_keys(task
             apply_overrides(module.Config(), [f"{key}=1"], module.DERIVED)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="Seq2SeqConfig (models/seq2seq.py) still calls it embed_size; RENAMED maps it"
-)
 def test_the_embedding_size_has_one_name():
     assert "model.embedding_dim" in field_paths(TranslateConfig())
 
@@ -80,7 +77,7 @@ def test_an_old_translate_config_still_loads(tmp_path):
     assert config_to_dict(loaded) == new
 
 
-@pytest.mark.parametrize(("old", "new"), [(o, n) for o, n in RENAMED.items() if o != "model.embed_size"])
+@pytest.mark.parametrize(("old", "new"), list(RENAMED.items()))
 def test_an_override_with_an_old_name_says_the_new_one(old, new):
     with pytest.raises(ConfigError, match=f"config key '{old}' was renamed '{new}'; use {new}=1"):
         apply_overrides(TranslateConfig(), [f"{old}=1"], renamed=RENAMED)

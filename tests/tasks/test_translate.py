@@ -34,7 +34,7 @@ def tiny_config(epochs=2, **data) -> TranslateConfig:
         data=DataConfig(
             **{"n_train": 240, "n_valid": 24, "n_test": 24, "batch_size": 48, "eval_batch_size": 64, **data}
         ),
-        model=Seq2SeqConfig(embed_size=16, hidden_size=24, attention_size=16, dropout=0.0),
+        model=Seq2SeqConfig(embedding_dim=16, hidden_size=24, attention_size=16, dropout=0.0),
         # a constant rate, so that epoch 1 of a 1-epoch run equals epoch 1 of a 2-epoch run (resume test)
         train=TrainerConfig(
             epochs=epochs, lr=1e-2, lr_schedule="constant", patience=None, monitor="auto", progress=False
@@ -182,7 +182,7 @@ TINY_OVERRIDES = [
     "data.n_valid=16",
     "data.n_test=16",
     "model.hidden_size=16",
-    "model.embed_size=8",
+    "model.embedding_dim=8",
     "model.attention_size=8",
     "train.epochs=1",
     "train.progress=false",

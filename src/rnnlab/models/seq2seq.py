@@ -79,7 +79,7 @@ class Seq2SeqConfig:
     bos_id: int = 2  # target start token, the decoder's first input
     eos_id: int = 3  # target end token, the decoder's last output
     cell: str = "gru"  # "rnn" | "lstm" | "gru", from rnnlab.nn, for encoder and decoder
-    embed_size: int = 64  # E, both embeddings
+    embedding_dim: int = 64  # E, both embeddings
     hidden_size: int = 128  # H: decoder units; a bidirectional encoder has H / 2 per direction
     num_layers: int = 1  # L, stacked layers in encoder and decoder (equal, layer k starts layer k)
     bidirectional: bool = True  # encoder reads the source both ways
@@ -97,7 +97,7 @@ class Seq2SeqConfig:
             raise ValueError(
                 f"attention: expected one of {list(ATTENTION_CHOICES)}, received {self.attention!r}"
             )
-        for name in ("embed_size", "hidden_size", "num_layers", "attention_size"):
+        for name in ("embedding_dim", "hidden_size", "num_layers", "attention_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an int >= 1, received {value!r}")
@@ -151,9 +151,9 @@ class Encoder(nn.Module):
         super().__init__()
         c = config
         self.num_directions = 2 if c.bidirectional else 1
-        self.embedding = nn.Embedding(c.src_vocab_size, c.embed_size, padding_idx=c.pad_id)
+        self.embedding = nn.Embedding(c.src_vocab_size, c.embedding_dim, padding_idx=c.pad_id)
         self.rnn = CELLS[c.cell](
-            c.embed_size,
+            c.embedding_dim,
             c.hidden_size // self.num_directions,
             num_layers=c.num_layers,
             batch_first=True,
@@ -188,9 +188,9 @@ class AttnDecoder(nn.Module):
         c = config
         self.config = c
         H = c.hidden_size
-        self.embedding = nn.Embedding(c.tgt_vocab_size, c.embed_size, padding_idx=c.pad_id)
+        self.embedding = nn.Embedding(c.tgt_vocab_size, c.embedding_dim, padding_idx=c.pad_id)
         self.rnn = CELLS[c.cell](
-            c.embed_size + (H if c.uses_feeding else 0),
+            c.embedding_dim + (H if c.uses_feeding else 0),
             H,
             num_layers=c.num_layers,
             batch_first=True,
@@ -259,7 +259,7 @@ class Seq2Seq(nn.Module):
 
     >>> torch.manual_seed(0)
     <torch._C.Generator object at ...>
-    >>> model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=9, hidden_size=16, embed_size=8,
+    >>> model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=9, hidden_size=16, embedding_dim=8,
     ...                               attention_size=16)).eval()
     >>> src, lengths = torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2])
     >>> logits, attention = model(src, lengths, torch.tensor([[2, 4, 5], [2, 6, 0]]))

@@ -70,7 +70,6 @@ FORMATS = (".tsv (source<TAB>target lines)",)
 PATHS = ("data.dataset",)  # config keys that may hold file paths (stored resolved)
 DERIVED = ("model.src_vocab_size", "model.tgt_vocab_size", "model.pad_id", "model.bos_id", "model.eos_id")
 # Old config keys -> the names every task uses; a saved config.json with the old ones still loads.
-# (model.embed_size moves once Seq2SeqConfig names its field embedding_dim; until then the entry is idle.)
 RENAMED = {
     "data.seed": "data.split_seed",
     "data.lower": "data.lowercase",
