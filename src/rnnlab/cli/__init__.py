@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,8 @@ __all__ = ["EXTENSIONS", "UserError", "build_parser", "main"]
 EXTENSIONS: tuple[str, ...] = (
     "rnnlab.tasks.charlm_cli",  # rnnlab sample RUN (charlm)
     "rnnlab.serve.cli",  # rnnlab serve RUN (the JSON API and the page)
+    "rnnlab.explain",  # rnnlab shapes / rnnlab explain (for learners)
+    "rnnlab.export",  # rnnlab export RUN -o FILE.onnx
 )
 
 # Options of evaluate / predict / plot that only some tasks take (a task lists its own in CLI_OPTIONS):
@@ -348,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "predict":
             args.texts = [*args.texts, *extra]
             extra = []
+        elif args.command == "shapes" and all("=" in e for e in extra):  # KEY=VALUE after --input
+            args.options = [*args.options, *extra]
+            extra = []
     if extra:
         hint = f"; {_DASH_HINT}" if args.command == "predict" else ""
         print(
@@ -371,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rnnlab sample RUN | head`: the reader left; say nothing, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
