@@ -13,8 +13,10 @@ from rnnlab.inference.predictor import (
     resolve_checkpoint,
     unknown_shares,
 )
+from rnnlab.inference.sampler import Sampler
 
 __all__ = [
+    "Sampler",
     "Forecaster",
     "Predictor",
     "UNKNOWN_SHARE_WARNING",
