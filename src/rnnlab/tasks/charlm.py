@@ -361,8 +361,12 @@ def run_sample(args) -> int:
         raise DataError(f"--num-samples: expected an integer >= 1, received {args.num_samples}")
     sampler = Sampler.from_checkpoint(args.run_dir)
     sampler.encode_prime(args.prime)  # a prime of unseen characters fails before anything is printed
-    if args.temperature == 0 and args.num_samples > 1:
-        print("note: --temperature 0 is greedy decoding; every sample is the same", file=sys.stderr)
+    if args.temperature == 0:
+        same = "; every sample is the same" if args.num_samples > 1 else ""
+        print(
+            f"note: --temperature 0 is greedy decoding (the most likely character each step){same}",
+            file=sys.stderr,
+        )
     generator = torch.Generator()
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     for i in range(args.num_samples):
