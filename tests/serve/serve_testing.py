@@ -116,6 +116,9 @@ class ProcessServer:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.log = self.log if hasattr(self, "log") else self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         return self.proc.returncode
 
 

@@ -5,23 +5,24 @@ text), ``POST /v1/predict`` (classifier, translator), ``POST /v1/generate`` (cha
 events with ``"stream": true``), ``POST /v1/forecast``. Every response carries ``X-Request-ID`` (the
 client's, when it sends a short printable one). Every error is a JSON ``{"error": {"code", "message"}}``:
 
-=================  ======  ==========================================================================
-code               status  meaning
-=================  ======  ==========================================================================
-body_too_large     413     the body is over ``max_body_bytes``
-not_utf8           400     the body is not UTF-8
-malformed_json     400     the body is not JSON
-invalid_request    422     wrong field names or types (the message names the field)
-empty_texts        422     ``texts`` is an empty list
-empty_text         422     a text is empty or only whitespace
-too_many_texts     413     more than ``max_texts`` texts
-text_too_long      413     a text over ``max_text_chars`` characters
-invalid_option     422     an option out of range (beam, length, temperature, history, ...)
-wrong_task         404     an endpoint of another task (the message names the run's)
-not_found          404     no such route; method_not_allowed 405
-overloaded         503     the request queue is full; retry later
-internal           500     a bug (never from the input)
-=================  ======  ==========================================================================
+===================  ======  =======================================================================
+code                 status  meaning
+===================  ======  =======================================================================
+body_too_large       413     the body is over ``max_body_bytes``
+not_utf8             400     the body is not UTF-8
+malformed_json       400     the body is not JSON
+invalid_request      422     wrong field names or types (the message names the field)
+empty_texts          422     ``texts`` is an empty list
+empty_text           422     a text is empty or only whitespace
+too_many_texts       413     more than ``max_texts`` texts
+text_too_long        413     a text over ``max_text_chars`` characters
+invalid_option       422     an option out of range (beam, length, temperature, history, ...)
+wrong_task           404     an endpoint of another task (the message names the run's)
+not_found            404     no such route; method_not_allowed 405
+client_disconnected  400     the client left before sending its whole body (nobody reads this answer)
+overloaded           503     the request queue is full; retry later
+internal             500     a bug (never from the input)
+===================  ======  =======================================================================
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from rnnlab.serve.backends import ENDPOINTS, Backend, load_backend
 from rnnlab.serve.batching import MicroBatcher, Overloaded
@@ -130,11 +132,14 @@ async def _body(request: Request, limits: ServeLimits, model):
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise ApiError(413, "body_too_large", f"body: {declared} bytes; the limit is {limits.max_body_bytes}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise ApiError(413, "body_too_large", f"body: over {limits.max_body_bytes} bytes (the limit)")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise ApiError(413, "body_too_large", f"body: over {limits.max_body_bytes} bytes (the limit)")
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody will read the answer; counted as an error, no traceback
+        raise ApiError(400, "client_disconnected", f"body: the client left after {size} bytes") from None
     try:
         text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError as e:

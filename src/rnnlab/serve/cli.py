@@ -4,6 +4,7 @@ at import time; fastapi, uvicorn and torch when it runs)."""
 from __future__ import annotations
 
 import argparse
+import signal
 from dataclasses import fields
 from pathlib import Path
 
@@ -69,6 +70,10 @@ def run_serve(args) -> int:
     except ValueError as e:
         raise UserError(f"--{str(e).replace('_', '-', 2)}") from None
     app = create_app(args.run_dir, limits)
+    # uvicorn shuts down gracefully on SIGTERM / SIGINT (requests in flight finish), then raises the signal
+    # again under the handler it found: a no-op one here, so that the exit is a clean status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         app, host=args.host, port=args.port, log_level="info", access_log=False, timeout_graceful_shutdown=30
     )
