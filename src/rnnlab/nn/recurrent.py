@@ -304,12 +304,16 @@ class RNNBase(nn.Module):
             self.check_forward_args(input, state[0], batch_sizes)
 
 
-def _reject_extra_kwargs(name: str, kwargs: dict) -> None:
-    """RNN and GRU take no ``proj_size`` (torch.nn's ValueError) and no other extra keyword."""
-    if "proj_size" in kwargs:
+def _reject_extra_kwargs(kwargs: dict, allow_proj_size: bool = False) -> None:
+    """RNN and GRU take no ``proj_size`` (torch.nn's ValueError); no layer takes another extra keyword.
+
+    The TypeError is worded as Python words it for torch.nn's layers, whose keywords all reach
+    ``RNNBase.__init__``.
+    """
+    if "proj_size" in kwargs and not allow_proj_size:
         raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-    if kwargs:
-        raise TypeError(f"{name} got unexpected keyword arguments: {sorted(kwargs)}")
+    for key in kwargs:
+        raise TypeError(f"RNNBase.__init__() got an unexpected keyword argument '{key}'")
 
 
 class RNN(RNNBase):
@@ -351,7 +355,7 @@ class RNN(RNNBase):
         dtype=None,
         **kwargs,
     ) -> None:
-        _reject_extra_kwargs("RNN", kwargs)
+        _reject_extra_kwargs(kwargs)
         self.nonlinearity = nonlinearity
         check_nonlinearity(nonlinearity)
         mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
@@ -405,7 +409,9 @@ class LSTM(RNNBase):
         proj_size: int = 0,
         device=None,
         dtype=None,
+        **kwargs,
     ) -> None:
+        _reject_extra_kwargs(kwargs, allow_proj_size=True)
         super().__init__(
             "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size,
             device, dtype,
@@ -464,7 +470,7 @@ class GRU(RNNBase):
         dtype=None,
         **kwargs,
     ) -> None:
-        _reject_extra_kwargs("GRU", kwargs)
+        _reject_extra_kwargs(kwargs)
         super().__init__(
             "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
             device, dtype,
