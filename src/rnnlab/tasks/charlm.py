@@ -81,10 +81,11 @@ def _default_model() -> CharLMConfig:
 
 
 def _default_train() -> TrainerConfig:
-    # 5 epochs x 250 chunks of 32 x 128 characters (5.1 M characters, a little over one pass of the
-    # training plays): about 13 minutes on 2 CPU cores (benchmarks/results/quality_charlm.md).
+    # 4 epochs x 250 chunks of 32 x 128 characters (4.1 M characters, about one pass of the training plays):
+    # ~1.3 CPU seconds a step measured, so ~1,450 CPU seconds with the scoring, ~12 minutes on 2 cores
+    # (benchmarks/results/quality_charlm.md).
     return TrainerConfig(
-        epochs=5,
+        epochs=4,
         lr=3e-3,
         weight_decay=0.01,
         grad_clip=1.0,
