@@ -115,10 +115,8 @@ def test_the_holdout_never_reaches_training_or_scaling(tmp_path, monkeypatch):
     assert a.meta["scaler"] == b.meta["scaler"]
     for key, weight in a.state_dict.items():
         assert weight.equal(b.state_dict[key]), key
-    assert runs[0].history == [
-        {k: v for k, v in row.items() if k != "time"} | {"time": runs[0].history[i]["time"]}
-        for i, row in enumerate(runs[1].history)
-    ] or [r["valid_loss"] for r in runs[0].history] == [r["valid_loss"] for r in runs[1].history]
+    losses = [[row[k] for k in ("train_loss", "valid_loss")] for r in runs for row in r.history]
+    assert losses[: len(losses) // 2] == losses[len(losses) // 2 :]  # the same fit, epoch by epoch
     assert runs[0].test_metrics["mape"] != runs[1].test_metrics["mape"]  # the holdout is what is scored
 
 

@@ -400,9 +400,9 @@ def backtest_origins(split: Split, period: int, k: int) -> list[int]:
     fit = max(0, (first - need) // step + 1)
     if k > fit:
         raise DataError(
-            f"--backtest {k}: at most {fit} origin{'s' * (fit != 1)} fit{'s' * (fit == 1)} before the holdout "
-            f"(every {step} steps back from "
-            f"{split.series.times[first]}, each with {need} values before it)"
+            f"--backtest {k}: at most {fit} origin{'s' * (fit != 1)} fit{'s' * (fit == 1)} before the "
+            f"holdout (every {step} steps back from {split.series.times[first]}, each with {need} values "
+            "before it)"
         )
     return [first - i * step for i in range(k)]
 
