@@ -1,0 +1,149 @@
+"""The character LM and forecaster endpoints: /v1/generate (whole text, or server-sent events that add up
+to the same text as ``Sampler.stream`` for the same seed) and /v1/forecast (equal to
+``Forecaster.predict``), each bad option a 4xx JSON error."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+
+import pytest
+from serve_testing import ThreadServer, call
+
+from rnnlab.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+NAMES = [("Kent", "king"), ("Lear", "storm"), ("Fool", "egg")] * 12
+TEXT = "".join(
+    f"{name}.\nI have {n} (good) reasons, my lord; the {word} is old.\n\n"
+    for n, (name, word) in enumerate(NAMES)
+)
+CHARLM = ["data.batch_size=2", "data.bptt=16", "data.steps_per_epoch=2", "data.eval_batch_size=2",
+          "model.hidden_size=16", "model.embedding_dim=8", "train.epochs=1", "train.warmup_steps=0",
+          "train.progress=false"]  # fmt: skip
+FORECAST = [
+    "model.cell=gru",
+    "model.hidden_size=4",
+    "model.ensemble=2",
+    "train.epochs=1",
+    "train.progress=false",
+]
+FORECAST += ["data.steps_per_epoch=2", "data.horizon=12"]
+
+
+@pytest.fixture(scope="module")
+def charlm_server(tmp_path_factory):
+    from rnnlab.serve.app import create_app
+
+    folder = tmp_path_factory.mktemp("charlm")
+    (folder / "text.txt").write_text(TEXT, encoding="utf-8")
+    assert (
+        main(["train", "charlm", "--data", str(folder / "text.txt"), "--out", str(folder / "run"), *CHARLM])
+        == 0
+    )
+    server = ThreadServer(create_app(folder / "run"))
+    server.run_dir = folder / "run"
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def forecast_server(tmp_path_factory):
+    from rnnlab.serve.app import create_app
+
+    folder = tmp_path_factory.mktemp("forecast")
+    rows = [
+        f"{2000 + i // 12}-{i % 12 + 1:02d},{100 + 0.8 * i + 12 * math.sin(2 * math.pi * i / 12):.4f}"
+        for i in range(72)
+    ]
+    (folder / "sales.csv").write_text("month,sales\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert (
+        main(
+            [
+                "train",
+                "forecast",
+                "--data",
+                str(folder / "sales.csv"),
+                "--out",
+                str(folder / "run"),
+                *FORECAST,
+            ]
+        )
+        == 0
+    )
+    server = ThreadServer(create_app(folder / "run"))
+    server.run_dir = folder / "run"
+    yield server
+    server.stop()
+
+
+def _events(port: int, body: dict) -> tuple[str, list[str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v1/generate", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
+    raw = r.read().decode()
+    conn.close()
+    events = [e for e in raw.split("\n\n") if e]
+    return raw, events
+
+
+def test_generate_equals_the_sampler_whole_and_streamed(charlm_server):
+    from rnnlab.inference.sampler import Sampler
+
+    sampler = Sampler.from_checkpoint(charlm_server.run_dir)
+    options = {"prime": "Kent", "length": 40, "temperature": 0.8, "top_k": 5, "top_p": 0.9, "seed": 3}
+    want = "".join(sampler.stream(**options))
+    status, headers, body = call(charlm_server.port, "POST", "/v1/generate", options)
+    assert status == 200 and body == {"prime": "Kent", "text": want} and headers["x-request-id"]
+    _, events = _events(charlm_server.port, {**options, "stream": True})
+    assert events[-1] == "event: done\ndata: {}"
+    chars = [json.loads(e.removeprefix("data: "))["text"] for e in events[:-1]]
+    assert len(chars) == 40 and "".join(chars) == want  # one event per character, as sampled
+    assert call(charlm_server.port, "GET", "/info")[2]["endpoint"] == "/v1/generate"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "names"),
+    [
+        ({"length": 0}, 422, "invalid_option", "length"),
+        ({"length": 10**6}, 422, "invalid_option", "length"),
+        ({"temperature": -1}, 422, "invalid_option", "temperature"),
+        ({"top_p": 1.5}, 422, "invalid_option", "top_p"),
+        ({"prime": "ΩΩΩ"}, 422, "invalid_option", "prime"),
+        ({"length": "ten"}, 422, "invalid_request", "length"),
+        ({"prime": "a" * 20_000}, 413, "text_too_long", "prime"),
+    ],
+)
+def test_bad_generate_options_are_4xx(charlm_server, body, status, code, names):
+    got, _, answer = call(charlm_server.port, "POST", "/v1/generate", body)
+    assert (got, answer["error"]["code"]) == (status, code) and names in answer["error"]["message"]
+
+
+def test_forecast_equals_the_forecaster(forecast_server):
+    from rnnlab.inference.forecaster import Forecaster
+
+    forecaster = Forecaster.from_checkpoint(forecast_server.run_dir)
+    history = [float(v) for v in forecaster.tail * 1.1]
+    for request, want in (({}, forecaster.predict()), ({"history": history}, forecaster.predict(history))):
+        status, _, body = call(forecast_server.port, "POST", "/v1/forecast", request)
+        assert status == 200 and body["times"] == want["times"] and body["horizon"] == want["horizon"] == 12
+        assert body["forecast"] == pytest.approx(want["forecast"])
+        assert body["quantiles"].keys() == want["quantiles"].keys()
+        for level, values in want["quantiles"].items():
+            assert body["quantiles"][level] == pytest.approx(values)
+    assert body["forecast"] != pytest.approx(forecaster.predict()["forecast"])  # the history was read
+    info = call(forecast_server.port, "GET", "/info")[2]
+    assert info["task"] == "forecast" and info["horizon"] == 12 and len(info["tail"]) == info["window"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [({"history": [1.0, 2.0]}, "invalid_option"), ({"history": ["a"]}, "invalid_request"),
+     ({"history": [1.0] * 100_001}, "too_many_values"), ({"history": 5}, "invalid_request")],
+)  # fmt: skip
+def test_bad_forecast_input_is_4xx(forecast_server, body, code):
+    status, _, answer = call(forecast_server.port, "POST", "/v1/forecast", body)
+    assert 400 <= status < 500 and answer["error"]["code"] == code and "history" in answer["error"]["message"]
