@@ -229,14 +229,34 @@ class RNNBase(nn.Module):
         else the readable loop runs.
         """
 
+        cast = self._autocast_dtype(x)
+
         def run(layer: int, direction: int, x: Tensor, state: State) -> tuple[Tensor, State]:
             weights = self._layer_weights(layer, direction)
+            if cast is not None:
+                weights = tuple(None if w is None else w.to(cast) for w in weights)
             fast = self.use_fused and _fused.supports(self.mode, x, state, weights)
             runner = _fused.run_direction if fast else run_direction_readable
             return runner(self.mode, x, batch_sizes, state, weights, direction == 1)
 
         num_directions = 2 if self.bidirectional else 1
-        return run_stack(run, x, hx, self.num_layers, num_directions, self.dropout, self.training)
+        if cast is None:
+            return run_stack(run, x, hx, self.num_layers, num_directions, self.dropout, self.training)
+        with torch.autocast("cpu", enabled=False):  # the whole layer in one dtype, as torch's autocast op
+            x, hx = x.to(cast), tuple(h.to(cast) for h in hx)
+            return run_stack(run, x, hx, self.num_layers, num_directions, self.dropout, self.training)
+
+    def _autocast_dtype(self, x: Tensor) -> torch.dtype | None:
+        """The dtype the whole layer runs in under CPU autocast as torch.nn's does, or None to run as is.
+
+        torch's CPU autocast lists ``aten::lstm``, ``aten::rnn_tanh`` and ``aten::rnn_relu`` as lower
+        precision ops: the whole layer, state included, runs in bfloat16 (or float16) and returns it; only
+        float32 tensors are lowered. ``aten::gru`` is on no list: its products autocast one by one and it
+        returns float32, which is what rnnlab's GRU does by running under autocast unchanged (None).
+        """
+        if self.mode == "GRU" or x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+            return None
+        return torch.get_autocast_dtype("cpu") if x.dtype == torch.float32 else x.dtype
 
     def _zeros_state(self, batch: int, like: Tensor) -> State:
         num = self.num_layers * (2 if self.bidirectional else 1)
