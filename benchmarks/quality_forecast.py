@@ -48,8 +48,8 @@ def run_series(name: str, seeds: int, overrides: list[str]) -> dict:
             wall, cpu = time.perf_counter() - t0, _cpu() - c0
         rows.append({**result.test_metrics, "wall": wall, "cpu": cpu, "epochs": len(result.history)})
         r = rows[-1]
-        print(f"  {name} seed {seed}: MAPE {r['mape']:.2f} MASE {r['mase']:.3f} coverage {r['coverage']:.2f} "
-              f"({wall:.0f} s wall, {cpu:.0f} s CPU)", flush=True)  # fmt: skip
+        print(f"  {name} seed {config.train.seed}: MAPE {r['mape']:.2f} MASE {r['mase']:.3f} "
+              f"coverage {r['coverage']:.2f} ({wall:.0f} s wall, {cpu:.0f} s CPU)", flush=True)  # fmt: skip
     return {"name": name, "rows": rows}
 
 
