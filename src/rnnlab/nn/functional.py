@@ -28,9 +28,12 @@ __all__ = ["linear", "rnn_tanh", "rnn_relu", "lstm", "gru", "STEPS"]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``x W^T + b``: (B, K) @ (K, N)^T -> (B, N); the bias may be None."""
-    y = x @ weight.t()  # (B, N)
-    return y if bias is None else y + bias
+    """``x W^T + b``: (B, K) @ (K, N)^T -> (B, N); the bias may be None.
+
+    torch's own ``linear`` computes it, so that what hooks into it works as on torch.nn's layers
+    (per-sample gradients through ``torch.nn.utils._per_sample_grad``, autocast's casting rules).
+    """
+    return torch.nn.functional.linear(x, weight, bias)  # (B, N)
 
 
 def rnn_tanh(

@@ -97,12 +97,14 @@ def supports(mode: str, x: Tensor, state: State, weights: Weights) -> bool:
     if mode not in GATES or x.dim() not in (2, 3) or x.numel() == 0:
         return False
     tensors = [x, *state, *(w for w in weights if w is not None)]
+    # Subclasses first (per-sample-gradient ExpandedWeights, ...): they may override the very attribute
+    # reads below, as well as ops the fused kernels never call.
+    if any(type(t) not in (Tensor, torch.nn.Parameter) for t in tensors):
+        return False
     if x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
         return False
     for t in tensors:
         if not (t.device.type == "cpu" and t.dtype == x.dtype and t.layout == torch.strided):
-            return False
-        if type(t) not in (Tensor, torch.nn.Parameter):  # subclasses may override ops we never call
             return False
     functorch = getattr(torch._C, "_are_functorch_transforms_active", None)
     if functorch is not None and functorch():
