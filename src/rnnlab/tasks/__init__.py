@@ -48,7 +48,9 @@ TASKS: dict[str, TaskEntry] = {
         "rnnlab.tasks.translate", "seq2seq with attention: dates -> ISO 8601, German -> English, a TSV"
     ),
     "forecast": TaskEntry("rnnlab.tasks.forecast", "time series: quantile forecasts beside classical models"),
-    "charlm": TaskEntry("rnnlab.tasks.charlm", "character language models: train, sample, bits per character"),
+    "charlm": TaskEntry(
+        "rnnlab.tasks.charlm", "character language models: train, sample, bits per character"
+    ),
 }
 
 
