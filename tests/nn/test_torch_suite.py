@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import copy
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -358,6 +361,23 @@ def test_cpu_autocast(mode, fused):
     torch.testing.assert_close(got["rnnlab"][1:], got["torch"][1:], rtol=2e-2, atol=2e-2)
 
 
+# Once torch's dynamo has run in a process (the ONNX exporter's tests may share a test worker), torch.nn's own
+# LSTM and GRU fail under ExpandedWeights ("RuntimeError when making fake tensor call"), and
+# torch._dynamo.reset() does not undo it: the per-sample-gradient cases run in a process of their own.
+_FRESH = "RNNLAB_TEST_FRESH_PROCESS"
+
+
+def test_per_sample_grads():
+    """test_expanded_weights_module's cases, run by pytest in a fresh interpreter; every case must pass."""
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", __file__,
+         "-k", "test_expanded_weights_module"],
+        env={**os.environ, _FRESH: "1"}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
+    assert "6 passed" in child.stdout and "6 xfailed" in child.stdout, child.stdout[-2000:]
+
+
 PACKED_PER_SAMPLE = (
     "a PackedSequence's steps hold batch_sizes[t] < B rows, and ExpandedWeights refuses a product whose "
     "batch is not B ('Expected ExpandedWeights to have batch size matching input'); torch.nn decomposes "
@@ -373,6 +393,7 @@ PACKED_PER_SAMPLE = (
 @pytest.mark.parametrize("mode", LAYERS)
 @pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN:UserWarning")  # from mkldnn.flags()
 @PATHS
+@pytest.mark.skipif(os.environ.get(_FRESH) != "1", reason="runs in a fresh process (test_per_sample_grads)")
 def test_expanded_weights_module(mode, packed, fused):
     """test_expanded_weights.py's test_module for RNN/GRU/LSTM: per-sample gradients of every parameter."""
     from torch.nn.utils._per_sample_grad import call_for_per_sample_grads
