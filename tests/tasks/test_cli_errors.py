@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 
 import pytest
@@ -164,6 +165,10 @@ def test_tasks_and_datasets_list_the_registry(capsys):
     assert all(isinstance(r["available"], bool) and r["how"] for r in rows)
     code, out, _ = cli(capsys, "datasets", "translate")
     assert code == 0 and "dates" in out and "reviews-zh" not in out
+    code, out, _ = cli(capsys, "datasets")  # one column each, however long the names
+    table = [line for line in out.splitlines() if line.split()[0] in TASKS]
+    state_columns = {re.search(r" (available|missing) ", line).start() for line in table}
+    assert len(table) > 3 and len(state_columns) == 1
     code, _, err = cli(capsys, "datasets", "nope")
     assert_user_error(code, err, f"datasets: expected one of {', '.join(TASKS)}, received 'nope'")
 

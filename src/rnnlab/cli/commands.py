@@ -144,10 +144,12 @@ def run_datasets(args) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
+    task_width = max((len(r["task"]) for r in rows), default=0)
+    name_width = max((len(r["name"]) for r in rows), default=0)
     for r in rows:
         state = "available" if r["available"] else "missing  "
         hint = "" if r["available"] else f"  ({r['how']})"
-        print(f"{r['task']:<10} {r['name']:<12} {state}  {r['description']}{hint}")
+        print(f"{r['task']:<{task_width}}  {r['name']:<{name_width}}  {state}  {r['description']}{hint}")
     print("any task also takes your own file: rnnlab train TASK --data PATH (see rnnlab train TASK --help)")
     return 0
 
