@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from task_testing import write_reviews
 
 from rnnlab.cli import main
 from rnnlab.training.trainer import Trainer
@@ -24,21 +24,6 @@ pytestmark = pytest.mark.xdist_group("sentiment_cli")
 
 TINY = ["model.embedding_dim=8", "model.hidden_size=8", "model.attention_size=8", "data.batch_size=16"]
 TINY += ["data.min_freq=1", "train.epochs=2", "train.lr=0.01", "train.progress=false"]
-
-
-def _write_reviews(path: Path, n: int = 80, labels=("neg", "pos"), seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    cues = {"pos": ["好用", "很棒", "满意", "推荐"], "neg": ["太差", "失望", "退货", "很慢"], "meh": ["一般"]}
-    filler = list("这个东西我们买了一次然后就是的还有")
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        for i in range(n):
-            label = labels[i % len(labels)]
-            words = [rng.choice(filler) for _ in range(rng.randint(3, 12))]
-            words.insert(rng.randrange(len(words)), rng.choice(cues[label]))
-            writer.writerow(["".join(words) + str(i), label])
-    return path
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -61,7 +46,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return _write_reviews(tmp_path_factory.mktemp("data") / "reviews.csv")
+    return write_reviews(tmp_path_factory.mktemp("data") / "reviews.csv")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +93,7 @@ def test_evaluate_prints_metrics_and_json(run, capsys):
 
 
 def test_evaluate_on_another_file(run, tmp_path, capsys):
-    other = _write_reviews(tmp_path / "other.csv", n=30, seed=5)
+    other = write_reviews(tmp_path / "other.csv", n=30, seed=5)
     code, out, _ = _cli(capsys, "evaluate", run, "--data", other, "--json")
     assert code == 0 and json.loads(out)["n"] == 30
 
@@ -230,7 +215,7 @@ def test_bad_training_files(run, tmp_path, capsys):
     missing.write_text("review,label\n很好,pos\n", encoding="utf-8")
     gbk = tmp_path / "gbk.csv"
     gbk.write_bytes(b"text,label\n" + "质量太差了,neg\n".encode("gbk"))
-    one = _write_reviews(tmp_path / "one_class.csv", n=20, labels=("pos",))
+    one = write_reviews(tmp_path / "one_class.csv", n=20, labels=("pos",))
     blank = tmp_path / "blank.csv"
     blank.write_text("text,label\n很好,pos\n  ,neg\n", encoding="utf-8")
     cases = [
@@ -254,7 +239,7 @@ def test_resume_without_a_run(run, tmp_path, capsys):
 
 
 def test_unseen_label_at_evaluation(run, tmp_path, capsys):
-    three = _write_reviews(tmp_path / "three.csv", n=12, labels=("neg", "pos", "meh"))
+    three = write_reviews(tmp_path / "three.csv", n=12, labels=("neg", "pos", "meh"))
     _bad(capsys, run, "evaluate", run, "--data", three, match="labels ['meh'] were never seen in training")
 
 
