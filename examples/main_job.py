@@ -17,7 +17,6 @@ The same from the shell::
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
@@ -74,7 +73,4 @@ def main(overrides: list[str] | None = None, run_dir: Path = RUN_DIR) -> dict:
 
 
 if __name__ == "__main__":
-    if not sys.stderr.isatty():  # no progress bar without a terminal: the trainer logs one line per epoch
-        logging.getLogger("rnnlab").addHandler(logging.StreamHandler(sys.stderr))
-        logging.getLogger("rnnlab").setLevel(logging.INFO)
-    main(sys.argv[1:])
+    main(sys.argv[1:])  # the trainer prints its per-epoch table itself (a bar beside it on a terminal)
