@@ -5,9 +5,7 @@ a tiny translate run becomes encoder + decoder files whose greedy output equals 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import random
 
 import numpy as np
 import pytest
@@ -25,25 +23,11 @@ from rnnlab.models.classifier import ClassifierConfig  # noqa: E402
 from rnnlab.tasks import sentiment  # noqa: E402
 from rnnlab.training import TrainerConfig  # noqa: E402
 from rnnlab.training.checkpoint import CheckpointError  # noqa: E402
+from tiny_runs import write_reviews  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("export_run")]
 
 TEXTS = ["这个东西很好用，推荐", "质量太差了，很失望", "一般", "OK 好 😀 物流很快很快很快很快很快很快很快"]
-
-
-def _write_reviews(path, n: int = 60):
-    rng = random.Random(0)
-    cues = {"pos": ["好用", "很棒", "满意"], "neg": ["太差", "失望", "退货"]}
-    filler = list("这个东西我们买了一次然后就是的")
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        for i in range(n):
-            label = ("neg", "pos")[i % 2]
-            words = [rng.choice(filler) for _ in range(rng.randint(3, 10))]
-            words.insert(rng.randrange(len(words)), rng.choice(cues[label]))
-            writer.writerow(["".join(words), label])
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +35,7 @@ def sentiment_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sentiment")
     config = sentiment.SentimentConfig(
         data=sentiment.DataConfig(
-            dataset=str(_write_reviews(folder / "reviews.csv")), min_freq=1, max_len=12, batch_size=16
+            dataset=str(write_reviews(folder / "reviews.csv", n=60)), min_freq=1, max_len=12, batch_size=16
         ),  # fmt: skip
         model=ClassifierConfig(embedding_dim=8, hidden_size=6, attention_size=8),
         train=TrainerConfig(epochs=1, lr=0.01, progress=False),

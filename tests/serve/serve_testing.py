@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import http.client
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -15,37 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-TINY_SENTIMENT = [
-    "model.embedding_dim=8",
-    "model.hidden_size=8",
-    "model.attention_size=8",
-    "data.batch_size=16",
-]
-TINY_SENTIMENT += ["data.min_freq=1", "train.epochs=1", "train.lr=0.01", "train.progress=false"]
-TINY_TRANSLATE = ["data.n_train=48", "data.n_valid=4", "data.n_test=4", "model.hidden_size=8"]
-TINY_TRANSLATE += [
-    "model.embedding_dim=4",
-    "model.attention_size=4",
-    "train.epochs=1",
-    "train.progress=false",
-]
-TINY_TRANSLATE += ["data.batch_size=48", "decode.max_len=12"]
-
-
-def write_reviews(path: Path, n: int = 60, seed: int = 0) -> Path:
-    """Short Chinese reviews whose label shows in one cue word."""
-    rng = random.Random(seed)
-    cues = {"pos": ["好用", "很棒", "满意"], "neg": ["太差", "失望", "退货"]}
-    filler = list("这个东西我们买了一次然后就是的还有")
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        for i in range(n):
-            label = ("neg", "pos")[i % 2]
-            words = [rng.choice(filler) for _ in range(rng.randint(3, 10))]
-            words.insert(rng.randrange(len(words)), rng.choice(cues[label]))
-            writer.writerow(["".join(words), label])
-    return path
+from tiny_runs import TINY_SENTIMENT, TINY_TRANSLATE, write_reviews
 
 
 def train_tiny(task: str, out: Path) -> Path:
