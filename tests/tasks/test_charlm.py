@@ -133,3 +133,33 @@ def test_other_tasks_do_not_sample(tmp_path, capsys):
 def test_python_api_scores_as_the_command_line(run, capsys):
     assert main(["evaluate", str(run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == charlm.evaluate(run)
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Ctrl-C after epoch 1's checkpoint, then --resume: the carried state restarts where the epoch says
+    (StreamBatches' reset), so best/ and last/ hold the same weights as a run that was never cut."""
+    from safetensors.torch import load_file
+
+    from rnnlab.training import Trainer
+
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    args = ["--data", str(path), *TINY, "train.epochs=3", "model.output_dropout=0.2"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["train", "charlm", "--out", str(whole), *args]) == 0
+    original_save = Trainer._save
+
+    def save_then_interrupt(self, *a, **kw):
+        original_save(self, *a, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", save_then_interrupt)
+    assert main(["train", "charlm", "--out", str(cut), *args]) == 130
+    monkeypatch.setattr(Trainer, "_save", original_save)
+    assert len((cut / "metrics.csv").read_text().splitlines()) == 2  # header + epoch 1
+    assert main(["train", "charlm", "--out", str(cut), "--resume"]) == 0
+    assert (cut / "metrics.csv").read_text().count("\n") == 4
+    for checkpoint in ("best", "last"):
+        a = load_file(whole / checkpoint / "model.safetensors")
+        b = load_file(cut / checkpoint / "model.safetensors")
+        assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a), checkpoint
