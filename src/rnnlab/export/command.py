@@ -16,7 +16,9 @@ def add_subcommand(commands) -> None:
         description="Write RUN's best checkpoint as FILE.onnx (a translate run: FILE.encoder.onnx and "
         "FILE.decoder.onnx) and FILE.json, the sidecar a program in another language needs.",
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN", help="a sentiment or translate run folder")
+    parser.add_argument(
+        "run_dir", type=Path, metavar="RUN", help="a sentiment, translate, forecast or charlm run folder"
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.onnx", help="file to write")
     parser.add_argument(
         "--static", action="store_true", help="fix the batch size and length (default: both free)"

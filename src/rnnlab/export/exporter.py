@@ -19,7 +19,14 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnlab.export.onnx_layers import OPSET, ExportError, layer_spec
-from rnnlab.export.onnx_models import ClassifierModule, DecoderStepModule, EncoderModule, LayerModule
+from rnnlab.export.onnx_models import (
+    CharLMModule,
+    ClassifierModule,
+    DecoderStepModule,
+    EncoderModule,
+    ForecasterModule,
+    LayerModule,
+)
 from rnnlab.export.onnx_scan import expand_lstmp
 
 __all__ = ["to_onnx", "ExportError"]
@@ -133,10 +140,15 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
         module: an ``RNN`` (tanh or relu) / ``LSTM`` (with or without ``proj_size``) / ``GRU`` of
             :mod:`rnnlab.nn` (torch.nn's are accepted too), any number of layers, bidirectional or not,
             batch_first or not; a :class:`~rnnlab.models.classifier.RecurrentClassifier` (rnn / lstm / gru
-            encoder); or a :class:`~rnnlab.models.seq2seq.Seq2Seq`.
+            encoder); a :class:`~rnnlab.models.seq2seq.Seq2Seq`; a
+            :class:`~rnnlab.models.forecaster.RecurrentForecaster` (rnn / lstm / gru members); or a
+            :class:`~rnnlab.models.charlm.CharLM` (lstm / gru, also with weight drop or the
+            variational-dropout LSTM, which in eval mode are plain LSTMs).
         args: an example call. A layer: ``(input,)`` or ``(input, hx)`` with ``hx`` = ``h0`` or, for the LSTM,
             ``(h0, c0)``; ``input`` may be a PackedSequence, and then the graph takes the padded input and
-            its lengths. The classifier: ``(ids, lengths)``. Seq2Seq: ``(src, src_lengths)``.
+            its lengths. The classifier: ``(ids, lengths)``. Seq2Seq: ``(src, src_lengths)``. The forecaster:
+            ``(x, calendar)``. The char LM: ``(ids,)`` or ``(ids, state)`` (``h0``, or ``(h0, c0)`` for an
+            LSTM; zeros when left out).
         path: the ``.onnx`` file to write; for Seq2Seq, ``<stem>.encoder.onnx`` and ``<stem>.decoder.onnx``
             are written beside it instead.
         dynamic: leave the batch size and the length free (the example then needs sizes >= 2 on both);
@@ -152,7 +164,13 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
       (L, B, H), ``c0`` (LSTM), ``feed`` (B, H, input feeding: zeros);
     * seq2seq decoder step: ``y_prev`` (B,) int64, ``h0``, ``c0``, ``feed``, ``memory``, ``src_lengths`` ->
       ``logits`` (B, V), ``h_n``, ``c_n``, ``feed_n``, ``attention`` (B, T): feed ``h_n`` back as ``h0``
-      (and so on) for the next step, starting from the encoder's outputs and ``<bos>``.
+      (and so on) for the next step, starting from the encoder's outputs and ``<bos>``;
+    * forecaster: ``x`` (B, W) float32, the last W values scaled as the run's scaler does, ``calendar``
+      (B, W, F) float32, the calendar features of those W times -> ``quantiles`` (B, H, Q), the ensemble's
+      mean, in the scaled space (only the batch is free: the window and horizon are the model's);
+    * char LM: ``ids`` (B, T) int64, ``h0`` (L, B, H) and, for an LSTM, ``c0`` (L, B, H) -> ``logits``
+      (B, T, V), the next character's scores after each position, ``h_n``, ``c_n``: feed them back as
+      ``h0`` / ``c0`` with the next chunk (one character at a time to sample); start from zeros.
 
     Every recurrent layer is ONNX's ``RNN`` / ``GRU`` / ``LSTM`` operator (one node per layer, lengths as
     ``sequence_lens``), except an LSTM with ``proj_size``, which becomes a ``Scan`` over one step.
@@ -161,7 +179,9 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
         ExportError: a module or option that cannot be exported (a variant cell, a dtype other than
             float32), or an example that does not fit; the message names it.
     """
+    from rnnlab.models.charlm import CharLM
     from rnnlab.models.classifier import RecurrentClassifier
+    from rnnlab.models.forecaster import RecurrentForecaster
     from rnnlab.models.seq2seq import Seq2Seq
 
     if not isinstance(args, tuple):
@@ -182,6 +202,10 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
     try:
         if isinstance(module, Seq2Seq):
             return _seq2seq_to_onnx(module, args, path, dynamic)
+        if isinstance(module, RecurrentForecaster):
+            return _forecaster_to_onnx(module, args, path, dynamic)
+        if isinstance(module, CharLM):
+            return _charlm_to_onnx(module, args, path, dynamic)
         if isinstance(module, RecurrentClassifier):
             if len(args) != 2 or not all(
                 isinstance(a, Tensor) and a.dim() == d for a, d in zip(args, (2, 1), strict=False)
@@ -245,3 +269,57 @@ def _seq2seq_to_onnx(model: nn.Module, args: tuple, path: Path, dynamic: bool) -
                 "src_lengths": batch}  # fmt: skip
     _export(DecoderStepModule(model), inputs, dec_outputs, dec_axes if dynamic else None, decoder_path)
     return encoder_path, decoder_path
+
+
+def _forecaster_to_onnx(model: nn.Module, args: tuple, path: Path, dynamic: bool) -> Path:
+    """``(x, calendar) -> quantiles``; only the batch axis is free."""
+    c = model.config
+    expected = ((2, (c.window,)), (3, (c.window, c.num_features)))
+    if len(args) != 2 or not all(
+        isinstance(a, Tensor) and a.dim() == d and tuple(a.shape[1:]) == rest
+        for a, (d, rest) in zip(args, expected, strict=False)
+    ):
+        raise ExportError(
+            f"args: expected (x (B, {c.window}), calendar (B, {c.window}, {c.num_features})) for window "
+            f"{c.window} and {c.num_features} calendar features, received {tuple(_shape(a) for a in args)}"
+        )
+    x, calendar = (a.to(torch.float32) for a in args)
+    if calendar.shape[0] != x.shape[0]:
+        raise ExportError(f"args: x and calendar differ in batch size, {x.shape[0]} and {calendar.shape[0]}")
+    axes = {"x": {0: "batch"}, "calendar": {0: "batch"}}
+    if dynamic:
+        _check_dynamic_sizes("args[0]", x, axes["x"])
+    inputs = {"x": x, "calendar": calendar}
+    return _export(ForecasterModule(model), inputs, ["quantiles"], axes if dynamic else None, path)
+
+
+def _charlm_to_onnx(model: nn.Module, args: tuple, path: Path, dynamic: bool) -> Path:
+    """``(ids, h0[, c0]) -> (logits, h_n[, c_n])``; batch and length free."""
+    wrapper = CharLMModule(model)  # refuses a cell without an ONNX form first
+    c = model.config
+    if not 1 <= len(args) <= 2 or not (isinstance(args[0], Tensor) and args[0].dim() == 2):
+        raise ExportError(
+            f"args: expected (ids (B, T),) or (ids, state), received {tuple(_shape(a) for a in args)}"
+        )
+    ids = args[0].to(torch.int64)
+    B, is_lstm = ids.shape[0], wrapper.has_cell_state
+    shape = (c.num_layers, B, c.hidden_size)  # (L, B, H)
+    state = args[1] if len(args) == 2 else None
+    if state is None:
+        state = (torch.zeros(shape), torch.zeros(shape)) if is_lstm else torch.zeros(shape)
+    parts = tuple(state) if is_lstm and isinstance(state, tuple | list) else (state,)
+    if len(parts) != (2 if is_lstm else 1) or any(
+        not isinstance(s, Tensor) or tuple(s.shape) != shape for s in parts
+    ):
+        want = f"(h0, c0), each {shape}" if is_lstm else f"h0 {shape}"
+        raise ExportError(f"args[1]: expected the state {want}, received {tuple(_shape(s) for s in parts)}")
+    axes = {"ids": {0: "batch", 1: "time"}, "h0": {1: "batch"}, "c0": {1: "batch"}}
+    if dynamic:
+        _check_dynamic_sizes("args[0]", ids, axes["ids"])
+    inputs = {
+        "ids": ids,
+        "h0": parts[0].to(torch.float32),
+        "c0": parts[1].to(torch.float32) if is_lstm else None,
+    }
+    outputs = ["logits", "h_n"] + (["c_n"] if is_lstm else [])
+    return _export(wrapper, inputs, outputs, axes if dynamic else None, path)

@@ -11,9 +11,16 @@ and a :class:`RecurrentGraph` in place of each recurrent stack.
 * :class:`EncoderModule` / :class:`DecoderStepModule`: the seq2seq model as its encoder and one decoder step
   (the decoder's own :meth:`~rnnlab.models.seq2seq.AttnDecoder.step`, with the recurrent layer swapped for its
   ONNX form), so that greedy or beam search run outside, as :mod:`rnnlab.inference.decoding` does.
+* :class:`ForecasterModule`: ``(x, calendar) -> (quantiles,)``, the forecaster's own ``predict`` (the
+  ensemble's mean) with each member's encoder swapped for its ONNX form.
+* :class:`CharLMModule`: ``(ids, h0[, c0]) -> (logits, h_n[, c_n])``, the char LM's own ``forward`` with its
+  stack swapped, the state an input and an output so that a sampler outside carries it.
+
+The swaps go through :func:`plain_layer`, which turns what the task models wrap their layers in (AWD-LSTM's
+``WeightDrop``, the variational-dropout LSTM) into the plain layer they equal in eval mode.
 
 Dimension legend: B batch, T time (source time for seq2seq), E embedding, H hidden, D directions, L layers,
-C classes, V target vocabulary.
+C classes, V target vocabulary; forecaster: W window, F calendar features, H horizon, Q quantile levels.
 """
 
 from __future__ import annotations
@@ -23,10 +30,19 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from rnnlab.export.onnx_layers import ExportError, RecurrentGraph
+from rnnlab.export.onnx_layers import ExportError, RecurrentGraph, layer_spec
 from rnnlab.models.seq2seq import DecoderState, Memory
 
-__all__ = ["TorchLikeLayer", "LayerModule", "ClassifierModule", "EncoderModule", "DecoderStepModule"]
+__all__ = [
+    "TorchLikeLayer",
+    "LayerModule",
+    "ClassifierModule",
+    "EncoderModule",
+    "DecoderStepModule",
+    "ForecasterModule",
+    "CharLMModule",
+    "plain_layer",
+]
 
 
 def _mask(lengths: Tensor, T) -> Tensor:
@@ -154,3 +170,76 @@ class DecoderStepModule(nn.Module):
         out += () if state.cell is None else (state.cell,)
         out += () if state.feed is None else (state.feed,)
         return out + (() if weights is None else (weights,))
+
+
+def plain_layer(layer: nn.Module, where: str) -> nn.Module:
+    """The plain rnnlab.nn layer that ``layer`` computes in eval mode, for :class:`RecurrentGraph`.
+
+    * :class:`~rnnlab.nn.regularizers.WeightDrop` uses its raw weights in eval: a copy of the wrapped layer
+      with each raw weight (``<name>_raw``, dots as underscores) back in its slot;
+    * :class:`~rnnlab.nn.regularizers.VariationalDropoutLSTM` draws no masks in eval and is then exactly
+      torch.nn's LSTM, with the same parameter names: an rnnlab.nn LSTM with its state_dict;
+    * anything else is returned as it is (:func:`~rnnlab.export.onnx_layers.layer_spec` judges it).
+
+    ``where`` names the layer in an error (``model.cell``).
+    """
+    import rnnlab.nn as rnn
+    from rnnlab.nn.regularizers import VariationalDropoutLSTM, WeightDrop
+
+    if isinstance(layer, WeightDrop):
+        inner = copy.deepcopy(layer.module)
+        for name in layer.weights:
+            prefix, _, leaf = name.rpartition(".")
+            raw = getattr(layer, name.replace(".", "_") + "_raw").detach().clone()
+            inner.get_submodule(prefix).register_parameter(leaf, nn.Parameter(raw))
+        for m in inner.modules():  # torch.nn's layers read their weights from a cache: rebuild it
+            if isinstance(m, nn.RNNBase):
+                m._init_flat_weights()
+        return plain_layer(inner, where)
+    if type(layer) is VariationalDropoutLSTM:
+        plain = rnn.LSTM(layer.input_size, layer.hidden_size, layer.num_layers, bias=layer.bias,
+                         batch_first=layer.batch_first, bidirectional=layer.bidirectional)  # fmt: skip
+        plain.load_state_dict(layer.state_dict(), strict=True)
+        return plain
+    try:
+        layer_spec(layer)
+    except ExportError as err:
+        raise ExportError(f"{where}: {err}") from None
+    return layer
+
+
+class ForecasterModule(nn.Module):
+    """:class:`~rnnlab.models.forecaster.RecurrentForecaster` as a graph: ``(x, calendar) -> (quantiles,)``;
+    x (B, W) float32 scaled values, calendar (B, W, F) float32, quantiles (B, H, Q) in the scaled space.
+
+    The model's own ``predict`` runs on a copy whose members' encoders are their ONNX form, so the level,
+    highway, head and monotone quantiles are the model's, whatever they become.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).eval()
+        for member in self.model.members:
+            layer = plain_layer(member.encoder, f"model.cell={model.config.cell!r}")
+            member.encoder = TorchLikeLayer(layer)
+
+    def forward(self, x: Tensor, calendar: Tensor):
+        return (self.model.predict(x, calendar),)  # (B, H, Q)
+
+
+class CharLMModule(nn.Module):
+    """:class:`~rnnlab.models.charlm.CharLM` as a step / chunk graph: ``(ids, h0[, c0]) -> (logits, h_n[,
+    c_n])``; ids (B, T) int64, h0 / c0 (L, B, H) float32 (zeros to start), logits (B, T, V) the scores of the
+    next character after each position; h_n / c_n the state to feed back as h0 / c0."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).eval()
+        layer = plain_layer(model.rnn, f"model.cell={model.config.cell!r}")
+        self.model.rnn = TorchLikeLayer(layer)
+        self.has_cell_state = layer_spec(layer).mode == "LSTM"
+
+    def forward(self, ids: Tensor, h0: Tensor, c0: Tensor | None = None):
+        state = (h0, c0) if self.has_cell_state else h0
+        logits, final = self.model(ids, state)  # (B, T, V), (L, B, H) or a pair of them
+        return (logits, *final) if self.has_cell_state else (logits, final)

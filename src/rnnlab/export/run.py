@@ -2,8 +2,11 @@
 language can use (vocabulary, labels, preprocessing, the graph's inputs and outputs).
 
 Sentiment runs give one file, ``FILE.onnx`` (``ids``, ``lengths`` -> ``logits`` [, ``attention``]); translate
-runs give the encoder and one decoder step, ``FILE.encoder.onnx`` and ``FILE.decoder.onnx`` (see
-:func:`rnnlab.export.to_onnx`). The sidecar is ``FILE.json`` in both cases.
+runs give the encoder and one decoder step, ``FILE.encoder.onnx`` and ``FILE.decoder.onnx``; forecast runs
+``FILE.onnx`` (``x``, ``calendar`` -> ``quantiles``) with the scaler, the calendar recipe and the end of the
+series; charlm runs ``FILE.onnx`` (``ids``, ``h0`` [, ``c0``] -> ``logits``, ``h_n`` [, ``c_n``]) with the
+vocabulary and the sampling loop (see :func:`rnnlab.export.to_onnx`). The sidecar is ``FILE.json`` in every
+case; :mod:`rnnlab.export.sidecars` writes the forecast and charlm ones.
 """
 
 from __future__ import annotations
@@ -130,10 +133,10 @@ def export_run(run_dir: str | Path, output_path: str | Path, *, dynamic: bool = 
     """Export the best checkpoint of a run folder to ONNX, with a JSON sidecar beside it; returns the sidecar.
 
     Args:
-        run_dir: a sentiment or translate run folder (its ``best/`` checkpoint is used).
+        run_dir: a sentiment, translate, forecast or charlm run folder (its ``best/`` checkpoint is used).
         output_path: ``FILE.onnx``. A sentiment run writes it; a translate run writes ``FILE.encoder.onnx``
             and ``FILE.decoder.onnx`` instead. The sidecar is ``FILE.json``.
-        dynamic: free batch size and length (the default).
+        dynamic: free batch size and length (the default; a forecast model's window is always fixed).
 
     Raises:
         ExportError: an output path not ending in ``.onnx``, a run of another task, or a model with no
@@ -151,4 +154,13 @@ def export_run(run_dir: str | Path, output_path: str | Path, *, dynamic: bool = 
     if task == "translate":
         _export_translate(run_dir, output, dynamic)
         return output.with_suffix(".json")
-    raise ExportError(f"run_dir: expected a sentiment or translate run, received task {task!r} in {run_dir}")
+    if task in ("forecast", "charlm"):
+        from rnnlab.export import sidecars
+
+        exporter = sidecars.export_forecast if task == "forecast" else sidecars.export_charlm
+        sidecar = {"format": SIDECAR_FORMAT, "version": 1, **exporter(run_dir, output, dynamic)}
+        return _write_sidecar(output.with_suffix(".json"), sidecar)
+    raise ExportError(
+        f"run_dir: expected a sentiment, translate, forecast or charlm run, received task {task!r} in "
+        f"{run_dir}"
+    )
