@@ -43,14 +43,24 @@ There are two back ends with one contract (same workspace layout, same autograd 
 The backward-through-time equations both back ends compute are written once, in :mod:`._torch_backend`'s
 docstring. The package's modules: :mod:`._build` (compiling and loading the C++ library), :mod:`._layout`
 (the packed layout), :mod:`._torch_backend` (the pure-PyTorch back end and the equations),
-:mod:`._autograd` (the autograd Function) and this one (the entry points).
+:mod:`._triton_backend` and :mod:`._triton_kernels` (CUDA), :mod:`._autograd` (the autograd Function) and
+this one (the entry points).
 
-Where it does not apply (``supports`` returns False, and the readable path runs): tensors off the CPU
-(CUDA has no fused kernel here: the readable path runs there), dtypes other than float32 / float64,
-mixed dtypes or devices, autocast, ``torch.func`` transforms (vmap, grad, ...), forward-mode AD,
-``torch.compile`` (while it traces), empty inputs. Double backward (``create_graph=True``) and a vmap over
-the backward (``torch.autograd.grad(..., is_grads_batched=True)``) are supported by re-running the readable
-equations inside the backward, so they cost what the readable path costs.
+On CUDA tensors the **Triton** back end (:mod:`._triton_backend`, kernels in :mod:`._triton_kernels`)
+runs, when ``triton`` imports: the same contract and workspace, with the matrix products in cuBLAS and one
+Triton kernel per step for all the gate math (forward) and one for its derivative (backward); float32,
+float64, bfloat16 and float16, the state and the gate math in float32 for the last two. It has not been
+timed on a GPU yet. ``RNNLAB_FUSED_BACKEND=triton`` sends CPU tensors to it as well, which is how the
+tests run its kernels under Triton's interpreter (``TRITON_INTERPRET=1``, which must be set before
+:mod:`._triton_kernels` is first imported); unset (or ``auto``) is the default choice above.
+
+Where it does not apply (``supports`` returns False, and the readable path runs): CUDA tensors when
+``triton`` does not import, tensors on other devices, dtypes other than float32 / float64 (CPU) or
+float32 / float64 / bfloat16 / float16 (CUDA), mixed dtypes or devices, autocast, ``torch.func``
+transforms (vmap, grad, ...), forward-mode AD, ``torch.compile`` (while it traces), empty inputs. Double
+backward (``create_graph=True``) and a vmap over the backward (``torch.autograd.grad(...,
+is_grads_batched=True)``) are supported by re-running the readable equations inside the backward, so they
+cost what the readable path costs.
 
 Dimension legend: T steps, B batch, N packed rows (``sum(batch_sizes)``), H_in input size, H hidden size,
 P = proj_size or H, G = gates * H.
@@ -71,6 +81,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,17 +93,57 @@ from ._autograd import FusedDirection
 from ._build import FusedExtensionWarning, build_extension, extension, extension_available
 from ._layout import GATES
 
-__all__ = ["supports", "run_direction", "extension_available", "build_extension", "FusedExtensionWarning"]
+__all__ = [
+    "supports",
+    "run_direction",
+    "extension_available",
+    "build_extension",
+    "triton_available",
+    "FusedExtensionWarning",
+]
 
 State = tuple[Tensor, ...]
 Weights = tuple[Tensor | None, ...]
 
 
+_CPU_DTYPES = (torch.float32, torch.float64)
+_TRITON_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_triton: dict[str, Any] = {}  # "ok": whether triton imports, "error": why not
+
+
+def triton_available() -> bool:
+    """Whether the Triton back end can run (``triton`` imports); checked once."""
+    if "ok" not in _triton:
+        try:
+            import triton  # noqa: F401
+        except ImportError as e:
+            _triton.update(ok=False, error=f"{type(e).__name__}: {e}")
+        else:
+            _triton.update(ok=True, error=None)
+    return bool(_triton["ok"])
+
+
+def _forced_triton() -> bool:
+    """``RNNLAB_FUSED_BACKEND``: ``triton`` sends every supported tensor to the Triton back end."""
+    value = os.environ.get("RNNLAB_FUSED_BACKEND", "auto").strip().lower()
+    if value not in ("", "auto", "triton"):
+        raise ValueError(f"RNNLAB_FUSED_BACKEND: expected 'auto' or 'triton', got {value!r}")
+    if value == "triton" and not triton_available():
+        raise RuntimeError(f"RNNLAB_FUSED_BACKEND=triton, but triton does not import ({_triton['error']})")
+    return value == "triton"
+
+
+def _uses_triton(x: Tensor) -> bool:
+    """Whether x's direction runs on the Triton back end: CUDA tensors, or any under the switch."""
+    return x.device.type == "cuda" or _forced_triton()
+
+
 def supports(mode: str, x: Tensor, state: State, weights: Weights) -> bool:
     """Whether :func:`run_direction` handles these inputs (else use the readable path).
 
-    True for float32 / float64 CPU tensors of one dtype, outside autocast, torch.func transforms,
-    forward-mode AD and torch.compile's tracing; see the module docstring.
+    True for float32 / float64 CPU tensors and float32 / float64 / bfloat16 / float16 CUDA tensors
+    (when triton imports) of one dtype and device, outside autocast, torch.func transforms, forward-mode
+    AD and torch.compile's tracing; see the module docstring.
     """
     if mode not in GATES or x.dim() not in (2, 3) or x.numel() == 0:
         return False
@@ -101,10 +152,16 @@ def supports(mode: str, x: Tensor, state: State, weights: Weights) -> bool:
     # reads below, as well as ops the fused kernels never call.
     if any(type(t) not in (Tensor, torch.nn.Parameter) for t in tensors):
         return False
-    if x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
+    device = x.device
+    if _uses_triton(x):
+        if not triton_available() or x.dtype not in _TRITON_DTYPES:
+            return False
+    elif device.type != "cpu" or x.dtype not in _CPU_DTYPES:
+        return False
+    if torch.is_autocast_enabled(device.type):
         return False
     for t in tensors:
-        if not (t.device.type == "cpu" and t.dtype == x.dtype and t.layout == torch.strided):
+        if not (t.device == device and t.dtype == x.dtype and t.layout == torch.strided):
             return False
     functorch = getattr(torch._C, "_are_functorch_transforms_active", None)
     if functorch is not None and functorch():
@@ -140,8 +197,15 @@ def run_direction(
 
 
 def _backend(name: str | None) -> Any:
-    """'cpp', 'torch' or None (the C++ one when it is available): an object with the ops
-    ``forward`` and ``backward`` (``torch.ops.rnnlab_fused``, or the :mod:`._torch_backend` module)."""
+    """'cpp', 'torch', 'triton' or None (the C++ one when it is available): an object with the ops
+    ``forward`` and ``backward`` (``torch.ops.rnnlab_fused``, or the :mod:`._torch_backend` or
+    :mod:`._triton_backend` module)."""
+    if name == "triton":
+        if not triton_available():
+            raise RuntimeError(f"rnnlab: the Triton back end needs triton ({_triton['error']})")
+        from . import _triton_backend  # imports triton: only when a tensor goes there
+
+        return _triton_backend
     if name == "torch":
         return _torch_backend
     ops = extension()
@@ -161,7 +225,10 @@ def _run_direction(
     reverse: bool,
     backend: str | None = None,
 ) -> tuple[Tensor, State]:
-    """:func:`run_direction` with a choice of back end: ``"cpp"``, ``"torch"`` or None (the best)."""
+    """:func:`run_direction` with a choice of back end: ``"cpp"``, ``"torch"``, ``"triton"`` or None
+    (Triton for CUDA tensors or under ``RNNLAB_FUSED_BACKEND=triton``, else the C++ one if available)."""
+    if backend is None and _uses_triton(x):
+        backend = "triton"
     impl = _backend(backend)
     lstm = mode == "LSTM"
     if batch_sizes is None:  # padded (T, B, H_in): every step has B rows. x goes in as it is, batch_first
