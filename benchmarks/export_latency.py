@@ -5,7 +5,11 @@ Two models, at batch 1 and batch 32, float32 on the CPU:
 * the default sentiment classifier (``ClassifierConfig()``: BiLSTM 128 + attention pooling) over texts of
   ``--text-len`` tokens, a padded batch with lengths (rnnlab and torch.nn read it packed, onnxruntime with
   ``sequence_lens``); "torch.nn" is the same classifier with its encoder swapped for ``torch.nn.LSTM``;
-* an LSTM with H 512 (input 512) over ``--seq-len`` steps, batch-first.
+* an LSTM with H 512 (input 512) over ``--seq-len`` steps, batch-first;
+* the default char LM (``CharLM``: LSTM 512, embedding 64, V ``--chars``), one sampling step (T 1) with the
+  state carried in and out; "torch.nn" swaps its stack for ``torch.nn.LSTM``;
+* the default forecaster (an ensemble of 5 LSTM 32 members, window 24, horizon 12, 2 calendar features, as a
+  monthly run has), one forecast; "torch.nn" swaps each member's encoder for ``torch.nn.LSTM``.
 
 Each time is the median over ``--reps`` calls after warm-up, the three implementations interleaved call by
 call so that a change in the machine's load hits all alike; ratios are to torch.nn. The last column is the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +35,9 @@ import torch
 
 import rnnlab.nn as rnn
 from rnnlab.export import to_onnx
+from rnnlab.models.charlm import CharLM, CharLMConfig
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
+from rnnlab.models.forecaster import ForecasterConfig, RecurrentForecaster
 
 
 def _session(path: Path, threads: int):
@@ -118,6 +125,66 @@ def _lstm_rows(args, folder: Path) -> list[tuple]:
     return rows
 
 
+def _torch_lstm(layer: torch.nn.Module) -> torch.nn.LSTM:
+    """torch.nn's LSTM with ``layer``'s weights (the same parameter names)."""
+    twin = torch.nn.LSTM(layer.input_size, layer.hidden_size, layer.num_layers, batch_first=layer.batch_first)
+    twin.load_state_dict(layer.state_dict())
+    return twin.eval()
+
+
+def _charlm_rows(args, folder: Path) -> list[tuple]:
+    torch.manual_seed(0)
+    config = CharLMConfig(vocab_size=args.chars, embedding_dim=64, hidden_size=32 if args.quick else 512)
+    model = CharLM(config).eval()
+    baseline = copy.deepcopy(model)
+    baseline.rnn = _torch_lstm(model.rnn)
+    sess = _session(to_onnx(model, (torch.randint(2, args.chars, (2, 3)),), folder / "lm.onnx"), args.threads)
+    rows = []
+    for B in (1, 32):
+        ids = torch.randint(2, args.chars, (B, 1))
+        h0, c0 = torch.randn(1, B, config.hidden_size), torch.randn(1, B, config.hidden_size)
+        feeds = {"ids": ids.numpy(), "h0": h0.numpy(), "c0": c0.numpy()}
+        with torch.no_grad():
+            ms = _median_ms(
+                {
+                    "torch.nn": lambda ids=ids, s=(h0, c0): baseline(ids, s),
+                    "rnnlab": lambda ids=ids, s=(h0, c0): model(ids, s),
+                    "onnxruntime": lambda feeds=feeds: sess.run(None, feeds),
+                },
+                args.reps,
+            )
+            diff = float(np.abs(sess.run(None, feeds)[0] - model(ids, (h0, c0))[0].numpy()).max())
+        rows.append((f"char LM step, H {config.hidden_size}", B, ms, diff))
+    return rows
+
+
+def _forecaster_rows(args, folder: Path) -> list[tuple]:
+    torch.manual_seed(0)
+    config = ForecasterConfig(window=24, horizon=12, num_features=2, period=12)
+    model = RecurrentForecaster(config).eval()
+    baseline = copy.deepcopy(model)
+    for member in baseline.members:
+        member.encoder = _torch_lstm(member.encoder)
+    example = (torch.randn(2, 24), torch.randn(2, 24, 2))
+    sess = _session(to_onnx(model, example, folder / "forecaster.onnx"), args.threads)
+    rows = []
+    for B in (1, 32):
+        x, cal = torch.randn(B, 24), torch.randn(B, 24, 2)
+        feeds = {"x": x.numpy(), "calendar": cal.numpy()}
+        with torch.no_grad():
+            ms = _median_ms(
+                {
+                    "torch.nn": lambda x=x, cal=cal: baseline.predict(x, cal),
+                    "rnnlab": lambda x=x, cal=cal: model.predict(x, cal),
+                    "onnxruntime": lambda feeds=feeds: sess.run(None, feeds),
+                },
+                args.reps,
+            )
+            diff = float(np.abs(sess.run(None, feeds)[0] - model.predict(x, cal).numpy()).max())
+        rows.append(("forecaster, 5 x LSTM 32, W 24", B, ms, diff))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime intra-op threads")
@@ -125,16 +192,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-len", type=int, default=100, help="tokens per text (sentiment)")
     parser.add_argument("--seq-len", type=int, default=64, help="steps (LSTM H 512)")
     parser.add_argument("--vocab", type=int, default=4000, help="vocabulary size of the sentiment model")
+    parser.add_argument("--chars", type=int, default=67, help="vocabulary size of the char LM")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 reps: a smoke run")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.text_len, args.seq_len = 3, 8, 8
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        rows = _classifier_rows(args, Path(tmp)) + _lstm_rows(args, Path(tmp))
+        folder = Path(tmp)
+        rows = _classifier_rows(args, folder) + _lstm_rows(args, folder)
+        rows += _charlm_rows(args, folder) + _forecaster_rows(args, folder)
     lines = [
-        f"torch {torch.__version__}, {args.threads} thread(s), median of {args.reps} calls (ms)",
+        f"torch {torch.__version__}, {args.threads} thread(s), median of {args.reps} calls (ms); "
+        f"1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after, on "
+        f"{os.cpu_count()} CPUs (other work on the machine slows all three columns alike, not equally)",
         "",
         "| model | batch | torch.nn | rnnlab (fast path) | onnxruntime | rnnlab / torch.nn "
         "| onnxruntime / torch.nn | max abs diff ORT vs rnnlab |",
