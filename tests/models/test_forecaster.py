@@ -102,3 +102,22 @@ def test_config_round_trip():
     assert ForecasterConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown keys"):
         ForecasterConfig.from_dict({**c.to_dict(), "vocab_size": 3})
+
+
+def test_spread_scales_each_side_about_the_median_and_training_sees_none_of_it():
+    torch.manual_seed(0)
+    model = RecurrentForecaster(config(quantiles="0.1,0.25,0.5,0.9"))
+    x, cal = inputs()
+    raw = model.uncalibrated(x, cal)  # (B, K, H, Q)
+    torch.testing.assert_close(model(x, cal), raw)  # spread (1, 1): the identity
+    model.set_spread(0.5, 3.0)
+    q = model(x, cal)
+    median = raw[..., 2:3]
+    torch.testing.assert_close(q[..., :2], median + 0.5 * (raw[..., :2] - median))
+    torch.testing.assert_close(q[..., 2:3], median)
+    torch.testing.assert_close(q[..., 3:], median + 3.0 * (raw[..., 3:] - median))
+    torch.testing.assert_close(model.uncalibrated(x, cal), raw)
+    assert (q.diff(dim=-1) > 0).all()
+    assert "spread" in model.state_dict() and not any(n == "spread" for n, _ in model.named_parameters())
+    with pytest.raises(ValueError, match=r"spread: expected two numbers > 0, received \(0.0, 1.0\)"):
+        model.set_spread(0.0, 1.0)

@@ -17,6 +17,15 @@ Each member maps a window ``x`` (B, W) of scaled values to quantiles (B, H, Q)::
 The direct multi-step head forecasts every step from the same state (no recursive error build-up; Taieb et
 al. 2012). The ensemble (K members with their own initial weights, trained side by side on the same batches)
 averages the members' quantiles, which keeps them monotone.
+
+Calibration: the buffer ``spread`` = (s_below, s_above), both 1 until the task calibrates it, scales each
+quantile's distance from the median on its side (in the scaled space)::
+
+    q_calibrated = median + s_side * (q - median)
+
+so the quantiles stay monotone for any s > 0. :meth:`RecurrentForecaster.forward` and ``predict`` return
+calibrated quantiles; training fits :meth:`RecurrentForecaster.uncalibrated` (the pinball loss must not see
+the scale, or the weights would learn to undo it).
 """
 
 from __future__ import annotations
@@ -139,8 +148,9 @@ class _Member(nn.Module):
 class RecurrentForecaster(nn.Module):
     """An ensemble of recurrent forecasters (see the module docstring).
 
-    ``forward(x, calendar)``: ``x`` (B, W) scaled past values, ``calendar`` (B, W, F) -> quantiles of every
-    member (B, K, H, Q), in the scaled space. :meth:`predict` averages the members: (B, H, Q).
+    ``forward(x, calendar)``: ``x`` (B, W) scaled past values, ``calendar`` (B, W, F) -> calibrated
+    quantiles of every member (B, K, H, Q), in the scaled space. :meth:`predict` averages the members:
+    (B, H, Q).
     """
 
     def __init__(self, config: ForecasterConfig) -> None:
@@ -153,8 +163,25 @@ class RecurrentForecaster(nn.Module):
             )
         self.median_index = config.levels.index(0.5)
         self.members = nn.ModuleList(_Member(config) for _ in range(config.ensemble))
+        self.register_buffer("spread", torch.ones(2))  # (s_below, s_above); set by set_spread
+
+    def set_spread(self, below: float, above: float) -> None:
+        """Scale the quantiles' distances from the median below / above it (see the module docstring)."""
+        if not (below > 0 and above > 0):
+            raise ValueError(f"spread: expected two numbers > 0, received ({below!r}, {above!r})")
+        self.spread.copy_(torch.tensor([below, above], dtype=self.spread.dtype))
 
     def forward(self, x: Tensor, calendar: Tensor) -> Tensor:
+        """Calibrated quantiles of every member (B, K, H, Q) in the scaled space."""
+        q = self.uncalibrated(x, calendar)  # (B, K, H, Q)
+        Q, i = q.shape[-1], self.median_index
+        median = q[..., i : i + 1]  # (B, K, H, 1)
+        s_below, s_above, one = self.spread[:1], self.spread[1:], torch.ones_like(self.spread[:1])
+        scale = torch.cat([s_below.expand(i), one, s_above.expand(Q - i - 1)]).to(q.dtype)  # (Q,)
+        return median + scale * (q - median)
+
+    def uncalibrated(self, x: Tensor, calendar: Tensor) -> Tensor:
+        """The members' quantiles before calibration (B, K, H, Q): what training fits."""
         c = self.config
         if x.dim() != 2 or x.shape[1] != c.window:
             raise ValueError(f"x: expected (B, window={c.window}), received {tuple(x.shape)}")

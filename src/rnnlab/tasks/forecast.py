@@ -21,6 +21,7 @@ baselines'). The ``run_*`` functions at the end are the command line's hooks (se
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,11 +41,12 @@ from rnnlab.data.series import (
 from rnnlab.data.sources import DataError
 from rnnlab.inference.forecaster import Forecaster
 from rnnlab.models.baselines import forecast_all, pinball, point_scores
-from rnnlab.models.forecaster import ForecasterConfig, RecurrentForecaster, pinball_loss
+from rnnlab.models.forecaster import ForecasterConfig, RecurrentForecaster
 from rnnlab.tasks import runs
 from rnnlab.tasks.config import config_to_dict, validate
+from rnnlab.tasks.forecast_fit import WindowBatches, conformal_spread, refit_config, step, valid_metrics
 from rnnlab.tasks.runs import RUN_FILES
-from rnnlab.training import TrainerConfig
+from rnnlab.training import Trainer, TrainerConfig, load_checkpoint, save_checkpoint
 
 __all__ = [
     "DataConfig",
@@ -88,6 +90,10 @@ class DataConfig:
     batch_size: int = field(default=32, metadata={"min": 1, "max": 4096})  # windows per optimizer step
     steps_per_epoch: int = field(default=40, metadata={"min": 1})  # optimizer steps per epoch (windows are
     # drawn at random, so an epoch is a number of steps, not a pass)
+    refit: bool = True  # after early stopping picks the epoch count on valid, train a fresh model on the
+    # targets of train + valid for that many epochs (see rnnlab.tasks.forecast_fit)
+    calibrate: bool = True  # scale the intervals so that they cover their level of the validation targets
+    # (split conformal, scored by the model before the refit)
 
 
 def _default_train() -> TrainerConfig:
@@ -125,11 +131,13 @@ class TrainResult:
     """What :func:`train` returns."""
 
     run_dir: Path
-    best_epoch: int
-    valid_metrics: dict
+    best_epoch: int  # the epoch early stopping chose on the validation part (the refit's epoch count)
+    valid_metrics: dict  # that epoch's row
     test_metrics: dict  # the holdout scores, with the baselines'
-    history: list[dict]
+    history: list[dict]  # the selection's rows (train and valid loss per epoch)
     stopped_early: bool
+    refit_history: list[dict] = field(default_factory=list)  # the refit's rows (train loss); [] without
+    spread: tuple[float, float] = (1.0, 1.0)  # the calibrated (s_below, s_above)
 
 
 def load_run_config(run_dir: str | Path) -> ForecastConfig:
@@ -206,63 +214,6 @@ def load_run_series(cfg: DataConfig) -> Series:
     return load_series(cfg.dataset, cfg.time_column, cfg.value_column, cfg.freq, cfg.interpolate)
 
 
-class WindowBatches:
-    """Random batches of (window, calendar, targets, mask) from the origins ``origins``, ``steps`` per epoch.
-
-    Origin ``o`` reads ``z[o - W : o]`` and targets ``z[o : o + H]``; targets at or after ``stop`` are
-    masked out (unknown to this part). Shuffled with a generator seeded by ``(seed, epoch)``, so a resumed
-    run draws the same batches.
-    """
-
-    def __init__(self, z, cal, origins, window, horizon, stop, batch_size, steps=None, seed=0):
-        self.z, self.cal = z, cal  # (T,), (T, F)
-        self.origins = np.asarray(origins)
-        self.W, self.H, self.stop = window, horizon, stop
-        self.batch_size, self.steps, self.seed, self.epoch = batch_size, steps, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.steps or -(-len(self.origins) // self.batch_size)
-
-    def batch(self, origins: np.ndarray) -> tuple[torch.Tensor, ...]:
-        W, H = self.W, self.H
-        idx = origins[:, None] + np.arange(H)[None, :]  # (B, H)
-        mask = idx < self.stop
-        y = self.z[np.minimum(idx, len(self.z) - 1)] * mask  # (B, H)
-        x = np.stack([self.z[o - W : o] for o in origins])  # (B, W)
-        cal = np.stack([self.cal[o - W : o] for o in origins])  # (B, W, F)
-        as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        return as_t(x), as_t(cal), as_t(y), torch.as_tensor(mask)
-
-    def __iter__(self):
-        if self.steps is None:  # evaluation: every origin once, in order
-            for i in range(0, len(self.origins), self.batch_size):
-                yield self.batch(self.origins[i : i + self.batch_size])
-            return
-        rng = np.random.default_rng([self.seed, self.epoch])
-        for _ in range(self.steps):
-            yield self.batch(
-                rng.choice(self.origins, size=min(self.batch_size, len(self.origins)), replace=False)
-            )
-
-
-def _step(model: RecurrentForecaster, batch) -> torch.Tensor:
-    x, cal, y, mask = (t.to(next(model.parameters()).device) for t in batch)
-    return pinball_loss(model(x, cal), y, model.config.levels, mask)
-
-
-def _valid_metrics(model: RecurrentForecaster, batches) -> dict[str, float]:
-    total, n = 0.0, 0
-    for batch in batches:
-        x, cal, y, mask = (t.to(next(model.parameters()).device) for t in batch)
-        q = model.predict(x, cal)  # (B, H, Q)
-        total += pinball_loss(q, y, model.config.levels, mask).item() * int(mask.sum())
-        n += int(mask.sum())
-    return {"loss": total / max(n, 1)}
-
-
 def train(
     config: ForecastConfig | None = None,
     run_dir: str | Path | None = None,
@@ -294,49 +245,84 @@ def train(
     scaler = Scaler.fit(series.values[: split.test_start], cfg.scaling)
     z = scaler.transform(series.values[: split.test_start])  # the holdout is never transformed here
     seed = config.train.seed
+    W, H = split.window, split.horizon
     train_batches = WindowBatches(
-        z, cal, np.arange(split.window, split.valid_start), split.window, split.horizon, split.valid_start,
-        cfg.batch_size, cfg.steps_per_epoch, seed,
+        z, cal, np.arange(W, split.valid_start), W, H, split.valid_start, cfg.batch_size, cfg.steps_per_epoch,
+        seed,
     )  # fmt: skip
     valid_batches = WindowBatches(
-        z, cal, np.arange(split.valid_start, split.test_start), split.window, split.horizon, split.test_start,
-        256,
-    )  # fmt: skip
-
-    # model
-    torch.manual_seed(seed)
-    model = RecurrentForecaster(m)
-    resolved = config_to_dict(config)
+        z, cal, np.arange(split.valid_start, split.test_start), W, H, split.test_start, 256
+    )
     meta = {
         "task": TASK,
-        "config": resolved,
+        "config": config_to_dict(config),
         "scaler": scaler.to_dict(),
         "freq": series.freq,
-        "tail": series.values[-split.window :].tolist(),  # predict() with no history continues the series
+        "tail": series.values[-W:].tolist(),  # predict() with no history continues the series
         "end": str(series.times[-1]),
     }
 
+    def fresh_model() -> RecurrentForecaster:
+        torch.manual_seed(seed)  # the refit starts from the same weights as the selection
+        return RecurrentForecaster(m)
+
+    def validation(mod, batches) -> dict:
+        return runs.validation_row(valid_metrics(mod, batches))
+
+    if cfg.refit:
+        # 1. select the epoch count (a throwaway folder: only the refit's checkpoints make the run; a resumed
+        # run selects again, deterministically, in seconds)
+        model = fresh_model()
+        with tempfile.TemporaryDirectory(prefix="rnnlab-forecast-select-") as tmp:
+            selection = Trainer(config.train, tmp).fit(
+                model, train_batches, valid_batches, step, validation, meta=meta, restore_best=True
+            )
     with run:
-        run.write_json("config.json", resolved)
+        run.write_json("config.json", meta["config"])
         run.write_json("run.json", {"task": TASK, "data": split.info()})
-        # fit
-        fit = run.trainer(config.train, TASK).fit(
-            model,
-            train_batches,
-            valid_batches,
-            _step,
-            lambda mod, b: runs.validation_row(_valid_metrics(mod, b)),
-            meta=meta,
-            resume=resume,
-            restore_best=True,
-        )
+        if not cfg.refit:
+            model = fresh_model()
+            fit = run.trainer(config.train, TASK).fit(
+                model, train_batches, valid_batches, step, validation, meta=meta, resume=resume,
+                restore_best=True,
+            )  # fmt: skip
+            selection = fit
+        # 2. calibrate the interval on the validation part, with the model that has not learnt from it
+        spread = conformal_spread(model, valid_batches) if cfg.calibrate else (1.0, 1.0)
+        meta["selection"] = {
+            "best_epoch": selection.best_epoch,
+            "best_metrics": selection.best_metrics,
+            "spread": list(spread),
+            "history": selection.history,
+        }
+        if cfg.refit:
+            # 3. refit on every target before the holdout, for the selected number of epochs
+            all_batches = WindowBatches(
+                z, cal, np.arange(W, split.test_start), W, H, split.test_start, cfg.batch_size,
+                cfg.steps_per_epoch, seed,
+            )  # fmt: skip
+            model = fresh_model()
+            model.set_spread(*spread)  # a buffer: saved with the weights, never trained
+            fit = run.trainer(refit_config(config.train, selection.best_epoch), TASK).fit(
+                model, all_batches, None, step, validation, meta=meta, resume=resume, restore_best=True
+            )
+        elif cfg.calibrate:
+            model.set_spread(*spread)
+            save_checkpoint(run.dir / "best", model, {**load_checkpoint(run.dir / "best").meta, **meta})
         # score
         model.eval()
         forecaster = Forecaster(model, scaler, series.freq, meta["tail"], meta["end"], config.train.device)
         test_metrics = score_origin(forecaster, series, split.test_start, split.horizon)
         run.write_json("test_metrics.json", test_metrics)
     return TrainResult(
-        run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early
+        run.path,
+        selection.best_epoch,
+        selection.best_metrics,
+        test_metrics,
+        selection.history,
+        selection.stopped_early,
+        fit.history if cfg.refit else [],
+        spread,
     )
 
 
