@@ -52,6 +52,9 @@ def main(overrides: list[str] | None = None, run_dir: Path = RUN_DIR) -> dict:
     print(
         f"\ntest accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} ({test['n']} new reviews)"
     )
+    baseline = result.baseline
+    if baseline is not None and "skipped" not in baseline:
+        print(f"{baseline['model']} on the same reviews: accuracy {baseline['accuracy']:.4f}")
     print(f"(best epoch {result.best_epoch} of {len(result.history)}, {minutes:.1f} minutes in all)\n")
 
     predictor = Predictor.from_checkpoint(run_dir)

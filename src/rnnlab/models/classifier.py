@@ -15,11 +15,16 @@ The pooling turns the encoder's outputs into one vector per text:
 * ``attention``: :class:`rnnlab.nn.AttentionPooling` (Yang et al. 2016), whose weights tell which tokens the
   decision rests on.
 
-Dimension legend: B batch, T time, E embedding size, H hidden size, D directions, C classes.
+Beside this deep part, an optional wide part (``ngram_order > 0``, see :mod:`rnnlab.models.ngrams`): the
+mean vector of the text's hashed token n-grams, concatenated to the pooled vector before the output
+layer, as fastText reads a text; the model's input stays ``(ids, lengths)``.
+
+Dimension legend: B batch, T time, E embedding size, H hidden size, D directions, C classes, G n-gram vector.
 
 References:
     Yang et al. (2016), Hierarchical attention networks for document classification (attention pooling).
     Zhou et al. (2016), Attention-based bidirectional LSTM networks for relation classification.
+    Joulin et al. (2017), Bag of tricks for efficient text classification (the wide part's n-gram mean).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.models.ngrams import HashedNgrams
 from rnnlab.nn._stack import run_stack
 from rnnlab.nn.attention import AttentionPooling
 from rnnlab.nn.masking import lengths_to_mask
@@ -63,6 +69,11 @@ class ClassifierConfig:
     rnn_dropout: float = 0.0  # dropout between stacked layers (num_layers > 1 only)
     dropout: float = 0.3  # dropout on the pooled vector, before the output layer
     padding_idx: int = 0  # the vocabulary's <pad> id (its embedding stays zero)
+    # The wide part (rnnlab.models.ngrams): the mean vector of the text's hashed token n-grams, joined to the
+    # pooled state before the output layer. 0 turns it off.
+    ngram_order: int = 0  # n-grams of 1..ngram_order consecutive tokens; 0: no wide part
+    ngram_buckets: int = 262144  # rows of the n-gram hash table (2^18)
+    ngram_dim: int = 32  # G, size of each n-gram vector
 
     def validate(self) -> ClassifierConfig:
         """Check every field; raises ValueError naming the field, the expected and the received value.
@@ -76,6 +87,8 @@ class ClassifierConfig:
             "hidden_size",
             "num_layers",
             "attention_size",
+            "ngram_buckets",
+            "ngram_dim",
         ):
             low = 2 if name in ("vocab_size", "num_classes") else 1
             value = getattr(self, name)
@@ -83,6 +96,12 @@ class ClassifierConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"model.{name}: expected an integer >= {low}, received {value!r}")
+        if (
+            not isinstance(self.ngram_order, int)
+            or isinstance(self.ngram_order, bool)
+            or self.ngram_order < 0
+        ):
+            raise ValueError(f"model.ngram_order: expected an integer >= 0, received {self.ngram_order!r}")
         if self.cell not in ENCODERS:
             raise ValueError(f"model.cell: expected one of {', '.join(ENCODERS)}, received {self.cell!r}")
         if self.pooling not in POOLINGS:
@@ -207,8 +226,14 @@ class RecurrentClassifier(nn.Module):
             if c.pooling == "attention"
             else None
         )
+        self.ngrams = (
+            HashedNgrams(tuple(range(1, c.ngram_order + 1)), c.ngram_buckets, c.ngram_dim)
+            if c.ngram_order
+            else None
+        )
+        wide = c.ngram_dim if c.ngram_order else 0
         self.dropout = nn.Dropout(c.dropout)
-        self.output = nn.Linear(directions * c.hidden_size, c.num_classes)
+        self.output = nn.Linear(directions * c.hidden_size + wide, c.num_classes)
 
     def encode(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run the encoder; returns outputs (B, T, D*H) (zero at padding) and the last layer's final hidden
@@ -247,5 +272,7 @@ class RecurrentClassifier(nn.Module):
             pooled = filled.max(dim=1).values  # (B, D*H)
         else:
             pooled, weights = self.pool(outputs, mask=mask)  # (B, D*H), (B, T)
+        if self.ngrams is not None:  # the wide part beside the deep one
+            pooled = torch.cat([pooled, self.ngrams(ids, lengths)], dim=-1)  # (B, D*H + G)
         logits = self.output(self.dropout(pooled))  # (B, C)
         return logits, weights

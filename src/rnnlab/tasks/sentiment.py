@@ -39,7 +39,7 @@ from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
 from rnnlab.tasks import runs
 from rnnlab.tasks.config import ConfigError, config_to_dict
 from rnnlab.tasks.runs import RUN_FILES
-from rnnlab.training import TrainerConfig, accuracy, confusion_matrix, macro_f1
+from rnnlab.training import TrainerConfig, accuracy, confusion_matrix, linear_baseline, macro_f1
 
 __all__ = [
     "DataConfig",
@@ -84,6 +84,7 @@ class DataConfig:
     valid_fraction: float = field(default=0.1, metadata={"min": 0.01, "max": 0.5})  # held out for validation
     test_fraction: float = field(default=0.1, metadata={"min": 0.01, "max": 0.5})  # held out (bundled sets)
     split_seed: int = field(default=0, metadata={"min": 0})  # seed of the stratified split (and of n_train)
+    baseline: bool = True  # also fit TF-IDF n-grams + logistic regression on the same split (scikit-learn)
 
 
 def _default_train() -> TrainerConfig:
@@ -116,6 +117,7 @@ class TrainResult:
     test_metrics: dict | None  # on the held-out test split (bundled data sets), else None
     history: list[dict]  # one row per epoch, as in metrics.csv
     stopped_early: bool  # patience ran out before train.epochs
+    baseline: dict | None = None  # TF-IDF + LR on the same split (see linear_baseline), else None
 
 
 def load_run_config(run_dir: str | Path) -> SentimentConfig:
@@ -218,6 +220,8 @@ def train(
     train_batches = _batches(splits.train, names, tokenizer, vocab, cfg, train=True, seed=seed)
     valid_batches = _batches(splits.valid, names, tokenizer, vocab, cfg, train=False)
 
+    baseline = _baseline(splits, tokenizer) if cfg.baseline else None
+
     # model
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = RecurrentClassifier(config.model)
@@ -227,9 +231,8 @@ def train(
 
     with run:
         run.write_json("config.json", resolved)
-        run.write_json(
-            "run.json", {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab)}
-        )
+        record = {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab)}
+        run.write_json("run.json", record | {"baseline": baseline})
         # fit
         fit = run.trainer(config.train, TASK).fit(
             model,
@@ -250,8 +253,21 @@ def train(
                 test_metrics = {**classify_metrics(model, test_batches, names), "n": len(splits.test)}
             run.write_json("test_metrics.json", test_metrics)
     return TrainResult(
-        run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early
+        run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early, baseline
     )
+
+
+def _baseline(splits: Splits, tokenizer) -> dict | None:
+    """TF-IDF + LR fit on the training split and scored where the model is scored (test, else validation);
+    None without scikit-learn (``{"skipped": reason}`` is what the run records then)."""
+    part, name = (splits.test, "test") if splits.test is not None else (splits.valid, "valid")
+    ngram_max = linear_baseline.NGRAM_MAX.get(tokenizer.name, 2)
+    result = linear_baseline.tfidf_logistic_regression(
+        splits.train.texts, splits.train.labels, part.texts, part.labels, tokenizer, ngram_max
+    )
+    if result is None:
+        return {"skipped": "scikit-learn is not installed (pip install 'rnnlab[tasks]')"}
+    return result | {"split": name}
 
 
 def _evaluation_data(run_dir: Path, config: SentimentConfig, data: str | None, text_column, label_column):
@@ -365,6 +381,16 @@ def summary(result: TrainResult) -> str:
         t = result.test_metrics
         lines.append(
             f"test:  accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  ({t['n']} examples)"
+        )
+    b = result.baseline
+    if b is not None and "skipped" in b:
+        lines.append(f"baseline skipped: {b['skipped']}")
+    elif b is not None:
+        mine = result.test_metrics if b["split"] == "test" else best
+        verdict = "above" if mine["accuracy"] > b["accuracy"] else "not above"
+        lines.append(
+            f"baseline ({b['model']}, same {b['split']} split): accuracy {b['accuracy']:.4f}  "
+            f"macro-F1 {b['macro_f1']:.4f}; the recurrent model is {verdict} it"
         )
     return "\n".join(lines)
 
