@@ -14,7 +14,7 @@ Last, the sentiment task's training throughput (samples/s) with rnnlab's layers 
 
     python benchmarks/speed.py                 # the table, written to benchmarks/results/speed.md
     python benchmarks/speed.py --quick         # a smoke run on small shapes (seconds), not a measurement
-    python benchmarks/speed.py --device cuda   # on a GPU, against cuDNN (rnnlab runs its readable path)
+    python benchmarks/speed.py --device cuda   # on a GPU: the triton tests, then cuDNN (speed_cuda.py)
 
 The benchmark refuses to report on a busy machine: it waits (``--wait`` seconds) for the 1-minute load
 average to drop below ``--max-load``, then gives up; and each row is re-measured when a calibration GEMM
@@ -487,7 +487,12 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=600, help="seconds to wait for a quiet machine")
     parser.add_argument("--out", type=Path, default=None, help="markdown output (default results/speed.md)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--cuda-rehearsal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.device == "cuda" or args.cuda_rehearsal:  # its own script: tests first, then the table
+        import speed_cuda
+
+        return speed_cuda.main(args)
 
     if args.memory_child:  # internal: one peak-memory measurement, in a fresh process
         spec = json.loads(args.memory_child)
