@@ -45,6 +45,8 @@ def _forecaster(name: str) -> RecurrentForecaster:
     for member in model.members:  # the head starts at zero: give the encoder a say in the answer
         torch.nn.init.normal_(member.head.weight, std=0.5)
         torch.nn.init.normal_(member.head.bias, std=0.5)
+    if hasattr(model, "set_spread"):  # a calibrated model: the export must carry the calibration along
+        model.set_spread(0.7, 1.4)
     return model
 
 

@@ -1,9 +1,11 @@
 """rnnlab.export: recurrent layers and task models to ONNX.
 
-* :func:`to_onnx` (:mod:`rnnlab.export.exporter`): a layer of :mod:`rnnlab.nn`, the sentiment classifier or
-  the seq2seq model to an ONNX file; each recurrent layer becomes ONNX's own ``RNN`` / ``GRU`` / ``LSTM``
-  operator (an LSTM with projection: a ``Scan``), with a free batch size and length;
-* :func:`export_run` (:mod:`rnnlab.export.run`): a trained run folder to ONNX plus a JSON sidecar;
+* :func:`to_onnx` (:mod:`rnnlab.export.exporter`): a layer of :mod:`rnnlab.nn`, the sentiment classifier,
+  the seq2seq model, the forecaster or the char LM to ONNX; each recurrent layer becomes ONNX's own
+  ``RNN`` / ``GRU`` / ``LSTM`` operator (an LSTM with projection: a ``Scan``), with a free batch size and
+  length (a forecaster's window is its own);
+* :func:`export_run` (:mod:`rnnlab.export.run`, :mod:`rnnlab.export.sidecars`): a trained run folder of any
+  of those four tasks to ONNX plus a JSON sidecar;
 * :func:`add_subcommand` (:mod:`rnnlab.export.command`): ``rnnlab export RUN -o FILE.onnx``.
 
 Importing this package imports neither torch nor onnx; the functions load them when called.

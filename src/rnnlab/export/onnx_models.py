@@ -105,6 +105,8 @@ class ClassifierModule(nn.Module):
         self.pooling = model.config.pooling
         self.directions = 2 if model.config.bidirectional else 1
         self.embedding, self.pool, self.output = model.embedding, model.pool, model.output
+        # the wide part (hashed n-grams of the ids, rnnlab.models.ngrams), when the model has one
+        self.ngrams = getattr(model, "ngrams", None)
         self.encoder = RecurrentGraph(model.encoder)
 
     def forward(self, ids: Tensor, lengths: Tensor):
@@ -122,8 +124,10 @@ class ClassifierModule(nn.Module):
             pooled = filled.max(dim=1).values  # (B, D*H)
         else:
             pooled, weights = self.pool(outputs, mask=mask)  # (B, D*H), (B, T)
-            return self.output(pooled), weights
-        return (self.output(pooled),)
+        if self.ngrams is not None:  # the wide part beside the deep one
+            pooled = torch.cat([pooled, self.ngrams(ids, lengths)], dim=-1)  # (B, D*H + G)
+        logits = self.output(pooled)  # (B, C); dropout is off in eval mode
+        return (logits, weights) if self.pooling == "attention" else (logits,)
 
 
 class EncoderModule(nn.Module):
