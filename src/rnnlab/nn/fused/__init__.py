@@ -135,7 +135,8 @@ def _forced_triton() -> bool:
 
 def _uses_triton(x: Tensor) -> bool:
     """Whether x's direction runs on the Triton back end: CUDA tensors, or any under the switch."""
-    return x.device.type == "cuda" or _forced_triton()
+    forced = _forced_triton()  # read first: a bad value is an error on any device
+    return forced or x.device.type == "cuda"
 
 
 def supports(mode: str, x: Tensor, state: State, weights: Weights) -> bool:

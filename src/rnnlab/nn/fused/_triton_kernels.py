@@ -52,7 +52,10 @@ def rnn_forward(gx_ptr, gh_ptr, h_ptr, n, RELU: tl.constexpr, ACC: tl.constexpr,
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     a = tl.load(gx_ptr + offs, mask=mask).to(ACC) + tl.load(gh_ptr + offs, mask=mask).to(ACC)
-    h = tl.maximum(a, 0.0) if RELU else 2.0 / (1.0 + tl.exp(-2.0 * a)) - 1.0
+    if RELU:  # noqa: SIM108 (a constexpr branch: the compiler keeps only one side)
+        h = tl.maximum(a, 0.0)
+    else:
+        h = 2.0 / (1.0 + tl.exp(-2.0 * a)) - 1.0
     tl.store(h_ptr + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
 
 
@@ -65,7 +68,10 @@ def rnn_backward(
     mask = offs < n
     dh = tl.load(dy_ptr + offs, mask=mask).to(ACC) + tl.load(dacc_ptr + offs, mask=mask).to(ACC)
     h = tl.load(h_ptr + offs, mask=mask).to(ACC)
-    da = tl.where(h > 0, dh, 0.0) if RELU else dh * (1.0 - h * h)
+    if RELU:  # noqa: SIM108
+        da = tl.where(h > 0, dh, 0.0)
+    else:
+        da = dh * (1.0 - h * h)
     tl.store(dg_ptr + offs, da.to(dg_ptr.dtype.element_ty), mask=mask)
 
 
