@@ -28,7 +28,8 @@ MKL's layout), vectorised gate kernels, products over chunks of ~1024 rows that 
   is what it takes to match torch.nn's oneDNN LSTM on two threads.
   ``RNNLAB_FUSED_SPLIT=rows`` or ``cols`` overrides the choice (for tests and benchmarks).
 
-There are two back ends with one contract (same workspace layout, same autograd Function):
+On the CPU there are two back ends, and a third for CUDA below, all with one contract (same workspace
+layout, same autograd Function):
 
 * **C++** (``csrc/``), the default. It is compiled on first use with
   :func:`torch.utils.cpp_extension.load` (about a minute; needs a C++ compiler and ``ninja``), then cached
@@ -40,7 +41,7 @@ There are two back ends with one contract (same workspace layout, same autograd 
   Measured on one core against torch.nn: about 1.0x to 1.8x at batch >= 32, but some 20x at batch 1,
   where Python's per-step overhead is the whole cost.
 
-The backward-through-time equations both back ends compute are written once, in :mod:`._torch_backend`'s
+The backward-through-time equations every back end computes are written once, in :mod:`._torch_backend`'s
 docstring. The package's modules: :mod:`._build` (compiling and loading the C++ library), :mod:`._layout`
 (the packed layout), :mod:`._torch_backend` (the pure-PyTorch back end and the equations),
 :mod:`._triton_backend` and :mod:`._triton_kernels` (CUDA), :mod:`._autograd` (the autograd Function) and

@@ -8,8 +8,8 @@ readable path costs:
 * double backward (``create_graph=True``): the gradients must themselves carry a graph;
 * gradients that are batched, i.e. a vmap over the backward (``torch.autograd.grad(...,
   is_grads_batched=True)``, or ``torch.func.vmap`` of a function that calls ``torch.autograd.grad``): the
-  C++ ops have no batching rule and the pure-PyTorch back end writes into plain buffers, while the
-  readable equations are ordinary torch ops that vmap batches.
+  C++ ops and the Triton kernels have no batching rule and the pure-PyTorch back end writes into plain
+  buffers, while the readable equations are ordinary torch ops that vmap batches.
 """
 
 from __future__ import annotations
