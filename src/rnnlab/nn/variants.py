@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from rnnlab.nn import functional as F
 from rnnlab.nn._checks import check_flag
-from rnnlab.nn._stack import param_suffix
+from rnnlab.nn._stack import param_suffix, run_stack
 from rnnlab.nn._variant_base import (
     State,
     Step,
@@ -48,6 +48,7 @@ from rnnlab.nn._variant_base import (
     _uniform_,
     _VariantCell,
 )
+from rnnlab.nn.fused import _layernorm_lstm as _ln_fused
 from rnnlab.nn.regularizers import VariationalDropoutLSTM, WeightDrop, ZoneoutLSTM, ZoneoutLSTMCell
 from rnnlab.nn.scan import MinGRU, MinLSTM
 
@@ -243,9 +244,47 @@ class LayerNormLSTM(_CellStack):
     ``batch_first=False``, ``dropout=0.0`` (between layers), ``bidirectional=False``. Not supported:
     ``proj_size``, PackedSequence. Cell ``k = layer * D + direction`` is ``cells[k]``.
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))`` with the shapes in the module docstring.
+
+    The fused path: on CUDA tensors (when ``triton`` imports; on CPU tensors too under
+    ``RNNLAB_FUSED_BACKEND=triton``, which runs the kernels under Triton's interpreter) in float32 or
+    float64, every direction runs :mod:`rnnlab.nn.fused._triton_layernorm`: the input side of all steps
+    as one product and one row-wise LayerNorm launch, then per step one product
+    :math:`h_{t-1} W_{hh}^T` and *one* Triton kernel for LN_hh, the gates, LN_c and :math:`h_t`, and a
+    hand-written backward with one kernel per step. Same outputs, states and gradients as the readable
+    walk of the cells' ``_step`` (tested under the interpreter), which runs everywhere else: CPU tensors,
+    bfloat16 / float16, autocast, torch.func transforms, forward-mode AD, ``torch.compile`` tracing, and
+    when ``use_fused`` is False (an attribute, default True; set it for double backward, which the fused
+    path does not support). The choice is made once per call, for every layer and direction.
     """
 
     _cell = LayerNormLSTMCell
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.use_fused = True
+
+    def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
+        """As :meth:`_StackedRecurrent.forward`; the fused path where it applies (see the class)."""
+        x, state, unbatched = _prepare(
+            type(self).__name__,
+            input,
+            hx,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_states=self.num_layers * self.num_directions,
+            batch_first=self.batch_first,
+            has_cell_state=True,
+        )
+        D = self.num_directions
+        if self.use_fused and _ln_fused.supports(x, (state[0], state[1]), self.cells):
+
+            def run(layer: int, direction: int, x: Tensor, s: tuple[Tensor, ...]) -> tuple[Tensor, tuple]:
+                return _ln_fused.run_direction(self.cells[layer * D + direction], x, s, direction == 1)
+
+            output, final = run_stack(run, x, state, self.num_layers, D, self.dropout, self.training)
+        else:
+            output, final = _run_steps(self._steps(x), x, state, D, self.dropout, self.training)
+        return _finish(output, final, batch_first=self.batch_first, unbatched=unbatched)
 
 
 class LayerNormGRU(_CellStack):

@@ -1,0 +1,340 @@
+r"""The Triton path of :class:`rnnlab.nn.variants.LayerNormLSTM`: one direction of one layer, forward and a
+hand-written backward through time, on CUDA tensors (and on CPU tensors under Triton's interpreter).
+
+The cell (Ba, Kiros & Hinton 2016, section 3.1; :class:`rnnlab.nn.variants.LayerNormLSTMCell`)::
+
+    gates = LN_ih(x_t W_ih^T) + LN_hh(h_{t-1} W_hh^T) + b        (B, 4H): each LN over all 4H features
+    i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of gates' 4 blocks
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(LN_c(c_t))                                     LN_c over H features
+
+with ``LN(a; alpha, beta) = alpha * xhat + beta``, ``xhat = (a - mean(a)) * rstd``,
+``rstd = 1 / sqrt(var(a) + eps)`` (biased variance, torch's ``layer_norm``). How it runs:
+
+* the input side of every step at once: one product ``x W_ih^T`` (N, 4H), then one launch of
+  :func:`ln_rows_forward` (one program per row) for ``gx = LN_ih(.) + b``;
+* per step: one product ``h_{t-1} W_hh^T`` and *one* kernel, :func:`ln_lstm_forward`, one program per
+  row: LN_hh over the row's 4H pre-activations, the gates, c, LN_c over the row's H cells and h. It
+  leaves what the backward reads: the activations, LN_hh's ``xhat`` and ``rstd``, c, LN_c's ``xhat``
+  and ``rstd``;
+* the backward walks back through time with one kernel per step, :func:`ln_lstm_backward` (one program
+  per row: back through h, LN_c, the gates and LN_hh), and one product ``dGh W_hh``; then one launch of
+  :func:`ln_rows_backward` takes the gates' gradient back through LN_ih for all rows, and ``dx``,
+  ``dW_ih``, ``dW_hh`` and every LN gain and shift are a few large products and column sums.
+
+The backward, per row, with ``dh = dy + dh_acc`` (the gradient reaching h from the output and from the
+next step) and ``dc_acc`` (reaching c from the next step)::
+
+    y_c = alpha_c * xhat_c + beta_c,   tc = tanh(y_c)
+    do = dh * tc * o (1 - o),          dy_c = dh * o * (1 - tc^2)
+    dc = dc_acc + LN'(dy_c; xhat_c, rstd_c, alpha_c)
+    di = dc * g * i (1 - i),   df = dc * c_{t-1} * f (1 - f),   dg = dc * i * (1 - g^2)
+    dc_acc <- dc * f;   dG = [di, df, dg, do]
+    dGh = LN'(dG; xhat_hh, rstd_hh, alpha_hh),   dh_acc <- dGh W_hh
+    LN'(d; xhat, rstd, alpha) = rstd * (d alpha - mean(d alpha) - xhat * mean(d alpha * xhat))
+
+and at the end ``dGx = LN'(dG; xhat_ih, rstd_ih, alpha_ih)``, ``dx = dGx W_ih``, ``dW_ih = dGx^T x``,
+``dW_hh = dGh^T H_prev``, ``db = dbeta_ih = dbeta_hh = sum(dG)``, ``dalpha_ih = sum(dG * xhat_ih)``,
+``dalpha_hh = sum(dG * xhat_hh)``, ``dalpha_c = sum(dy_c * xhat_c)``, ``dbeta_c = sum(dy_c)`` (sums over
+rows). The Function is once differentiable: double backward needs ``use_fused = False``.
+
+The layers hand padded input only (LayerNormLSTM takes no PackedSequence), so every step has B rows.
+float32 and float64 only; the kernels compute in the tensors' dtype. ``TRITON_INTERPRET`` is read when
+this module is imported, as for :mod:`._triton_kernels`.
+
+Dimension legend: T steps, B batch, N = T * B rows, H_in input size, H hidden size.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ._layout import Steps
+
+__all__ = ["LayerNormLSTMDirection", "forward", "backward"]
+
+
+@triton.jit
+def ln_rows_forward(
+    a_ptr, alpha_ptr, beta_ptr, bias_ptr, y_ptr, xhat_ptr, rstd_ptr, F, eps,
+    ACC: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Row r of (N, F): y = alpha * xhat + beta + bias, xhat and rstd stored for the backward."""
+    r = tl.program_id(0)
+    j = tl.arange(0, BLOCK)
+    m = j < F
+    a = tl.load(a_ptr + r * F + j, mask=m, other=0.0).to(ACC)
+    mean = tl.sum(a, 0) / F
+    d = tl.where(m, a - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(d * d, 0) / F + eps)
+    xhat = d * rstd
+    alpha = tl.load(alpha_ptr + j, mask=m, other=0.0).to(ACC)
+    beta = tl.load(beta_ptr + j, mask=m, other=0.0).to(ACC) + tl.load(bias_ptr + j, mask=m, other=0.0).to(ACC)
+    tl.store(y_ptr + r * F + j, (alpha * xhat + beta).to(y_ptr.dtype.element_ty), mask=m)
+    tl.store(xhat_ptr + r * F + j, xhat.to(xhat_ptr.dtype.element_ty), mask=m)
+    tl.store(rstd_ptr + r, rstd.to(rstd_ptr.dtype.element_ty))
+
+
+@triton.jit
+def ln_rows_backward(
+    d_ptr, xhat_ptr, rstd_ptr, alpha_ptr, da_ptr, F, ACC: tl.constexpr, BLOCK: tl.constexpr
+):  # fmt: skip
+    """Row r of (N, F): da = LN'(d; xhat, rstd, alpha), the gradient of the LN's input."""
+    r = tl.program_id(0)
+    j = tl.arange(0, BLOCK)
+    m = j < F
+    dxh = tl.load(d_ptr + r * F + j, mask=m, other=0.0).to(ACC) * tl.load(
+        alpha_ptr + j, mask=m, other=0.0
+    ).to(ACC)
+    xhat = tl.load(xhat_ptr + r * F + j, mask=m, other=0.0).to(ACC)
+    rstd = tl.load(rstd_ptr + r).to(ACC)
+    s1 = tl.sum(dxh, 0) / F
+    s2 = tl.sum(dxh * xhat, 0) / F
+    tl.store(da_ptr + r * F + j, (rstd * (dxh - s1 - xhat * s2)).to(da_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def ln_lstm_forward(
+    gx_ptr, gh_ptr, a_hh_ptr, b_hh_ptr, a_c_ptr, b_c_ptr, cprev_ptr,
+    gates_ptr, xh_hh_ptr, rstd_hh_ptr, c_ptr, xh_c_ptr, rstd_c_ptr, h_ptr, H, eps_hh, eps_c,
+    ACC: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """One step of one row: LN_hh of gh's 4H features, the gates, c, LN_c of c's H features, h."""
+    r = tl.program_id(0)
+    j = tl.arange(0, BLOCK)  # hidden unit; gate k of unit j is at r * 4H + k * H + j
+    m = j < H
+    g0 = r * 4 * H + j
+    p0 = tl.load(gh_ptr + g0, mask=m, other=0.0).to(ACC)
+    p1 = tl.load(gh_ptr + g0 + H, mask=m, other=0.0).to(ACC)
+    p2 = tl.load(gh_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
+    p3 = tl.load(gh_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC)
+    mean = (tl.sum(p0, 0) + tl.sum(p1, 0) + tl.sum(p2, 0) + tl.sum(p3, 0)) / (4 * H)
+    p0 = tl.where(m, p0 - mean, 0.0)
+    p1 = tl.where(m, p1 - mean, 0.0)
+    p2 = tl.where(m, p2 - mean, 0.0)
+    p3 = tl.where(m, p3 - mean, 0.0)
+    var = (tl.sum(p0 * p0, 0) + tl.sum(p1 * p1, 0) + tl.sum(p2 * p2, 0) + tl.sum(p3 * p3, 0)) / (4 * H)
+    rstd = 1.0 / tl.sqrt(var + eps_hh)
+    x0, x1, x2, x3 = p0 * rstd, p1 * rstd, p2 * rstd, p3 * rstd  # LN_hh's xhat, gate by gate
+    a_i = tl.load(gx_ptr + g0, mask=m, other=0.0).to(ACC) + x0 * tl.load(a_hh_ptr + j, mask=m).to(ACC)
+    a_f = tl.load(gx_ptr + g0 + H, mask=m, other=0.0).to(ACC) + x1 * tl.load(a_hh_ptr + j + H, mask=m).to(ACC)
+    a_g = tl.load(gx_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC) + x2 * tl.load(
+        a_hh_ptr + j + 2 * H, mask=m
+    ).to(ACC)
+    a_o = tl.load(gx_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC) + x3 * tl.load(
+        a_hh_ptr + j + 3 * H, mask=m
+    ).to(ACC)
+    a_i += tl.load(b_hh_ptr + j, mask=m).to(ACC)
+    a_f += tl.load(b_hh_ptr + j + H, mask=m).to(ACC)
+    a_g += tl.load(b_hh_ptr + j + 2 * H, mask=m).to(ACC)
+    a_o += tl.load(b_hh_ptr + j + 3 * H, mask=m).to(ACC)
+    ingate = 1.0 / (1.0 + tl.exp(-a_i))
+    forgetgate = 1.0 / (1.0 + tl.exp(-a_f))
+    cellgate = 2.0 / (1.0 + tl.exp(-2.0 * a_g)) - 1.0
+    outgate = 1.0 / (1.0 + tl.exp(-a_o))
+    c_prev = tl.load(cprev_ptr + r * H + j, mask=m, other=0.0).to(ACC)
+    c = forgetgate * c_prev + ingate * cellgate
+    mean_c = tl.sum(tl.where(m, c, 0.0), 0) / H
+    d_c = tl.where(m, c - mean_c, 0.0)
+    rstd_c = 1.0 / tl.sqrt(tl.sum(d_c * d_c, 0) / H + eps_c)
+    xh_c = d_c * rstd_c
+    y_c = tl.load(a_c_ptr + j, mask=m, other=0.0).to(ACC) * xh_c + tl.load(b_c_ptr + j, mask=m, other=0.0).to(
+        ACC
+    )
+    h = outgate * (2.0 / (1.0 + tl.exp(-2.0 * y_c)) - 1.0)  # o * tanh(LN_c(c))
+    ws = gates_ptr.dtype.element_ty
+    tl.store(gates_ptr + g0, ingate.to(ws), mask=m)
+    tl.store(gates_ptr + g0 + H, forgetgate.to(ws), mask=m)
+    tl.store(gates_ptr + g0 + 2 * H, cellgate.to(ws), mask=m)
+    tl.store(gates_ptr + g0 + 3 * H, outgate.to(ws), mask=m)
+    tl.store(xh_hh_ptr + g0, x0.to(ws), mask=m)
+    tl.store(xh_hh_ptr + g0 + H, x1.to(ws), mask=m)
+    tl.store(xh_hh_ptr + g0 + 2 * H, x2.to(ws), mask=m)
+    tl.store(xh_hh_ptr + g0 + 3 * H, x3.to(ws), mask=m)
+    tl.store(rstd_hh_ptr + r, rstd.to(ws))
+    tl.store(c_ptr + r * H + j, c.to(ws), mask=m)
+    tl.store(xh_c_ptr + r * H + j, xh_c.to(ws), mask=m)
+    tl.store(rstd_c_ptr + r, rstd_c.to(ws))
+    tl.store(h_ptr + r * H + j, h.to(h_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def ln_lstm_backward(
+    dy_ptr, dh_ptr, dc_ptr, gates_ptr, xh_hh_ptr, rstd_hh_ptr, a_hh_ptr, xh_c_ptr, rstd_c_ptr,
+    a_c_ptr, b_c_ptr, cprev_ptr, dg_ptr, dgh_ptr, dyc_ptr, H, ACC: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """One step of one row, backward (the equations in the module docstring): dG, dGh and dy_c are
+    stored; dc_prev = dc * f is written over dc_acc (``dc_ptr``); the caller sets dh_acc = dGh W_hh."""
+    r = tl.program_id(0)
+    j = tl.arange(0, BLOCK)
+    m = j < H
+    g0 = r * 4 * H + j
+    u = r * H + j
+    dh = tl.load(dy_ptr + u, mask=m, other=0.0).to(ACC) + tl.load(dh_ptr + u, mask=m, other=0.0).to(ACC)
+    i = tl.load(gates_ptr + g0, mask=m, other=0.0).to(ACC)
+    f = tl.load(gates_ptr + g0 + H, mask=m, other=0.0).to(ACC)
+    g = tl.load(gates_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
+    o = tl.load(gates_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC)
+    xh_c = tl.load(xh_c_ptr + u, mask=m, other=0.0).to(ACC)
+    alpha_c = tl.load(a_c_ptr + j, mask=m, other=0.0).to(ACC)
+    y_c = alpha_c * xh_c + tl.load(b_c_ptr + j, mask=m, other=0.0).to(ACC)
+    tc = 2.0 / (1.0 + tl.exp(-2.0 * y_c)) - 1.0
+    d_o = dh * tc * o * (1.0 - o)
+    dyc = dh * o * (1.0 - tc * tc)
+    dxc = dyc * alpha_c  # 0 on masked lanes (alpha_c loads 0 there)
+    rstd_c = tl.load(rstd_c_ptr + r).to(ACC)
+    dc_ln = rstd_c * (dxc - tl.sum(dxc, 0) / H - xh_c * (tl.sum(dxc * xh_c, 0) / H))
+    dc = tl.load(dc_ptr + u, mask=m, other=0.0).to(ACC) + dc_ln
+    c_prev = tl.load(cprev_ptr + u, mask=m, other=0.0).to(ACC)
+    d_i = tl.where(m, dc * g * i * (1.0 - i), 0.0)
+    d_f = tl.where(m, dc * c_prev * f * (1.0 - f), 0.0)
+    d_g = tl.where(m, dc * i * (1.0 - g * g), 0.0)
+    d_o = tl.where(m, d_o, 0.0)
+    # back through LN_hh: the 4 blocks are one row of 4H features
+    e0 = d_i * tl.load(a_hh_ptr + j, mask=m, other=0.0).to(ACC)
+    e1 = d_f * tl.load(a_hh_ptr + j + H, mask=m, other=0.0).to(ACC)
+    e2 = d_g * tl.load(a_hh_ptr + j + 2 * H, mask=m, other=0.0).to(ACC)
+    e3 = d_o * tl.load(a_hh_ptr + j + 3 * H, mask=m, other=0.0).to(ACC)
+    x0 = tl.load(xh_hh_ptr + g0, mask=m, other=0.0).to(ACC)
+    x1 = tl.load(xh_hh_ptr + g0 + H, mask=m, other=0.0).to(ACC)
+    x2 = tl.load(xh_hh_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
+    x3 = tl.load(xh_hh_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC)
+    s1 = (tl.sum(e0, 0) + tl.sum(e1, 0) + tl.sum(e2, 0) + tl.sum(e3, 0)) / (4 * H)
+    s2 = (tl.sum(e0 * x0, 0) + tl.sum(e1 * x1, 0) + tl.sum(e2 * x2, 0) + tl.sum(e3 * x3, 0)) / (4 * H)
+    rstd = tl.load(rstd_hh_ptr + r).to(ACC)
+    out = dgh_ptr.dtype.element_ty
+    tl.store(dgh_ptr + g0, (rstd * (e0 - s1 - x0 * s2)).to(out), mask=m)
+    tl.store(dgh_ptr + g0 + H, (rstd * (e1 - s1 - x1 * s2)).to(out), mask=m)
+    tl.store(dgh_ptr + g0 + 2 * H, (rstd * (e2 - s1 - x2 * s2)).to(out), mask=m)
+    tl.store(dgh_ptr + g0 + 3 * H, (rstd * (e3 - s1 - x3 * s2)).to(out), mask=m)
+    ws = dg_ptr.dtype.element_ty
+    tl.store(dg_ptr + g0, d_i.to(ws), mask=m)
+    tl.store(dg_ptr + g0 + H, d_f.to(ws), mask=m)
+    tl.store(dg_ptr + g0 + 2 * H, d_g.to(ws), mask=m)
+    tl.store(dg_ptr + g0 + 3 * H, d_o.to(ws), mask=m)
+    tl.store(dyc_ptr + u, dyc.to(ws), mask=m)
+    tl.store(dc_ptr + u, (dc * f).to(dc_ptr.dtype.element_ty), mask=m)
+
+
+def _acc(dtype: torch.dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def _warps(block: int) -> int:
+    return 4 if block <= 512 else 8
+
+
+def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor | None,
+            ln_ih: tuple, ln_hh: tuple, ln_c: tuple, reverse: bool) -> tuple[Tensor, ...]:  # fmt: skip
+    """One direction over padded ``x`` (T, B, H_in) from ``(h0, c0)`` (B, H); each ``ln_*`` is
+    ``(alpha, beta, eps)``. Returns ``(out (T, B, H), h_n, c_n)`` and the workspace of the backward."""
+    T, B, H_in = x.shape
+    H = h0.size(1)
+    G = 4 * H
+    st = Steps([B] * T, reverse)
+    ACC = _acc(x.dtype)
+    x2 = x.reshape(T * B, H_in)  # (N, H_in)
+    h0, c0 = h0.contiguous(), c0.contiguous()
+    new = x2.new_empty
+    gx, xh_ih, rstd_ih = new(st.N, G), new(st.N, G), new(st.N)
+    b = bias if bias is not None else x2.new_zeros(G)
+    block_g, block_h = triton.next_power_of_2(G), triton.next_power_of_2(H)
+    xw = x2 @ w_ih.t()  # (N, 4H): every step's input product at once
+    ln_rows_forward[(st.N,)](
+        xw, ln_ih[0], ln_ih[1], b, gx, xh_ih, rstd_ih, G, ln_ih[2], ACC=ACC, BLOCK=block_g,
+        num_warps=_warps(block_g),
+    )  # fmt: skip
+    gates, xh_hh, rstd_hh = new(st.N, G), new(st.N, G), new(st.N)
+    cs, xh_c, rstd_c, out = new(st.N, H), new(st.N, H), new(st.N), new(st.N, H)
+    for t in st.order:
+        rows = st.rows(t)
+        gh = st.prev_rows(out, h0, t) @ w_hh.t()  # (B, 4H)
+        ln_lstm_forward[(B,)](
+            gx[rows], gh, ln_hh[0], ln_hh[1], ln_c[0], ln_c[1], st.prev_rows(cs, c0, t), gates[rows],
+            xh_hh[rows], rstd_hh[rows], cs[rows], xh_c[rows], rstd_c[rows], out[rows], H, ln_hh[2],
+            ln_c[2], ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
+        )  # fmt: skip
+    last = st.order[-1]  # the step processed last holds every sequence's final state
+    hn, cn = out[st.rows(last)].clone(), cs[st.rows(last)].clone()
+    ws = (x2, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out)
+    return out.view(T, B, H), hn, cn, ws
+
+
+def backward(dy: Tensor, dhn: Tensor, dcn: Tensor, ws: tuple, h0: Tensor, c0: Tensor, w_ih: Tensor,
+             w_hh: Tensor, ln_ih: tuple, ln_hh: tuple, ln_c: tuple,
+             reverse: bool) -> list[Tensor]:  # fmt: skip
+    """Gradients ``[dx (T, B, H_in), dh0, dc0, dW_ih, dW_hh, db, dalpha_ih, dbeta_ih, dalpha_hh,
+    dbeta_hh, dalpha_c, dbeta_c]`` by the equations of the module docstring (``db`` equals both
+    dbeta's: the three shifts add to the same pre-activations)."""
+    x2, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out = ws
+    N, H = cs.shape
+    B = h0.size(0)
+    T = N // B
+    G = 4 * H
+    st = Steps([B] * T, reverse)
+    ACC = _acc(x2.dtype)
+    block_g, block_h = triton.next_power_of_2(G), triton.next_power_of_2(H)
+    h0, c0 = h0.contiguous(), c0.contiguous()
+    dy = dy.reshape(N, H).contiguous()  # (N, H)
+    dh_acc = dhn.contiguous().clone()  # (B, H): reaches h from the later steps
+    dc_acc = dcn.contiguous().clone()  # (B, H): reaches c from the later steps
+    dg, dgh, dyc = x2.new_empty(N, G), x2.new_empty(N, G), x2.new_empty(N, H)
+    for t in reversed(st.order):
+        rows = st.rows(t)
+        ln_lstm_backward[(B,)](
+            dy[rows], dh_acc, dc_acc, gates[rows], xh_hh[rows], rstd_hh[rows], ln_hh[0], xh_c[rows],
+            rstd_c[rows], ln_c[0], ln_c[1], st.prev_rows(cs, c0, t), dg[rows], dgh[rows], dyc[rows], H,
+            ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
+        )  # fmt: skip
+        torch.mm(dgh[rows], w_hh, out=dh_acc)  # dh_prev = dGh W_hh: (B, H)
+    dgx = x2.new_empty(N, G)
+    ln_rows_backward[(N,)](
+        dg, xh_ih, rstd_ih, ln_ih[0], dgx, G, ACC=ACC, BLOCK=block_g, num_warps=_warps(block_g)
+    )  # fmt: skip
+    db = dg.sum(0)  # (4H,)
+    return [
+        (dgx @ w_ih).view(T, B, -1),  # dx
+        dh_acc,
+        dc_acc,
+        dgx.t() @ x2,  # dW_ih (4H, H_in)
+        dgh.t() @ st.all_prev_rows(out, h0),  # dW_hh (4H, H)
+        db,
+        (dg * xh_ih).sum(0),
+        db,
+        (dg * xh_hh).sum(0),
+        db,
+        (dyc * xh_c).sum(0),
+        dyc.sum(0),
+    ]
+
+
+class LayerNormLSTMDirection(torch.autograd.Function):
+    """``apply(x, h0, c0, W_ih, W_hh, b, alpha_ih, beta_ih, alpha_hh, beta_hh, alpha_c, beta_c, eps,
+    reverse) -> (out, h_n, c_n)``, ``eps = (eps_ih, eps_hh, eps_c)`` and ``b`` possibly None."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, bias, a_ih, b_ih, a_hh, b_hh, a_c, b_c, eps, reverse):
+        lns = ((a_ih, b_ih, eps[0]), (a_hh, b_hh, eps[1]), (a_c, b_c, eps[2]))
+        out, hn, cn, ws = forward(x, h0, c0, w_ih, w_hh, bias, *lns, reverse)
+        ctx.save_for_backward(h0, c0, w_ih, w_hh, a_ih, b_ih, a_hh, b_hh, a_c, b_c, *ws)
+        ctx.eps, ctx.reverse, ctx.has_bias = eps, reverse, bias is not None
+        return out, hn, cn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dhn, dcn):
+        h0, c0, w_ih, w_hh, a_ih, b_ih, a_hh, b_hh, a_c, b_c, *ws = ctx.saved_tensors
+        eps = ctx.eps
+        lns = ((a_ih, b_ih, eps[0]), (a_hh, b_hh, eps[1]), (a_c, b_c, eps[2]))
+        zeros = h0.new_zeros(h0.shape)
+        dy = dy if dy is not None else ws[-1].new_zeros(ws[-1].shape)
+        dhn = dhn if dhn is not None else zeros
+        dcn = dcn if dcn is not None else zeros
+        dx, dh0, dc0, dw_ih, dw_hh, db, *dln = backward(
+            dy, dhn, dcn, tuple(ws), h0, c0, w_ih, w_hh, *lns, ctx.reverse
+        )
+        return (dx, dh0, dc0, dw_ih, dw_hh, db if ctx.has_bias else None, *dln, None, None)
