@@ -59,7 +59,7 @@ def test_refit_config_keeps_the_optimizer_and_drops_the_stopping():
     assert refit_config(base, 0).epochs == 1  # no epoch chosen (NaN losses): one epoch, never zero
 
 
-def test_the_refit_learns_from_the_validation_part_and_calibrates_without_the_holdout(tmp_path, monkeypatch):
+def test_the_refit_learns_from_the_validation_part(tmp_path, monkeypatch):
     monkeypatch.setattr(forecast, "forecast_all", lambda train, horizon, period: {})  # baselines: not here
     base = write_series(tmp_path / "base.csv")
     n, H = 72, 12
@@ -70,7 +70,9 @@ def test_the_refit_learns_from_the_validation_part_and_calibrates_without_the_ho
     results = {}
     for name in ("base", "valid"):
         data = tmp_path / f"{name}.csv"  # unscaled, so that the training part's values are the same in both
-        config = apply_overrides(forecast.Config(), [f"data.dataset={data}", "data.scaling=none", *TINY])
+        config = apply_overrides(
+            forecast.Config(), [f"data.dataset={data}", "data.scaling=none", "data.refit=true", *TINY]
+        )
         results[name] = forecast.train(config, tmp_path / name)
     a, b = (load_checkpoint(r.run_dir / "best") for r in results.values())
     r = results["base"]
@@ -82,3 +84,18 @@ def test_the_refit_learns_from_the_validation_part_and_calibrates_without_the_ho
     assert r.history[0]["train_loss"] == results["valid"].history[0]["train_loss"]
     assert r.refit_history[0]["train_loss"] != results["valid"].refit_history[0]["train_loss"]
     assert not all(w.equal(b.state_dict[k]) for k, w in a.state_dict.items() if k != "spread")
+
+
+def test_the_refit_and_the_calibration_never_read_the_holdout(tmp_path, monkeypatch):
+    monkeypatch.setattr(forecast, "forecast_all", lambda train, horizon, period: {})
+    results = []
+    for name, holdout in (("a", None), ("b", np.full(12, 1000.0))):
+        data = write_series(tmp_path / f"{name}.csv", holdout=holdout)
+        config = apply_overrides(forecast.Config(), [f"data.dataset={data}", "data.refit=true", *TINY])
+        results.append(forecast.train(config, tmp_path / name))
+    a, b = (load_checkpoint(r.run_dir / "best") for r in results)
+    assert results[0].spread == results[1].spread != (1.0, 1.0)
+    for key, weight in a.state_dict.items():  # the spread buffer included
+        assert weight.equal(b.state_dict[key]), key
+    rows = [[row["train_loss"] for row in r.refit_history] for r in results]
+    assert rows[0] == rows[1]
