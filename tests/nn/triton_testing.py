@@ -59,6 +59,19 @@ def load_backend():
     return _triton_backend
 
 
+def load_layernorm():
+    """The LayerNormLSTM Triton module (:mod:`rnnlab.nn.fused._triton_layernorm`), its kernels decorated
+    for DEVICE, as :func:`load_backend` does for the back end's."""
+    before = _set_interpret()
+    try:
+        from rnnlab.nn.fused import _triton_layernorm
+
+        importlib.reload(_triton_layernorm)
+    finally:
+        _restore(before)
+    return _triton_layernorm
+
+
 @pytest.fixture
 def triton_env(monkeypatch):
     """TRITON_INTERPRET as DEVICE needs it for one test, and the switch that sends CPU tensors to Triton."""

@@ -253,8 +253,9 @@ class LayerNormLSTM(_CellStack):
     hand-written backward with one kernel per step. Same outputs, states and gradients as the readable
     walk of the cells' ``_step`` (tested under the interpreter), which runs everywhere else: CPU tensors,
     bfloat16 / float16, autocast, torch.func transforms, forward-mode AD, ``torch.compile`` tracing, and
-    when ``use_fused`` is False (an attribute, default True; set it for double backward, which the fused
-    path does not support). The choice is made once per call, for every layer and direction.
+    when ``use_fused`` is False (an attribute, default True). A double backward (``create_graph=True``)
+    through the fused path differentiates the readable equations, at their cost. The choice is made once
+    per call, for every layer and direction.
     """
 
     _cell = LayerNormLSTMCell

@@ -36,7 +36,8 @@ next step) and ``dc_acc`` (reaching c from the next step)::
 and at the end ``dGx = LN'(dG; xhat_ih, rstd_ih, alpha_ih)``, ``dx = dGx W_ih``, ``dW_ih = dGx^T x``,
 ``dW_hh = dGh^T H_prev``, ``db = dbeta_ih = dbeta_hh = sum(dG)``, ``dalpha_ih = sum(dG * xhat_ih)``,
 ``dalpha_hh = sum(dG * xhat_hh)``, ``dalpha_c = sum(dy_c * xhat_c)``, ``dbeta_c = sum(dy_c)`` (sums over
-rows). The Function is once differentiable: double backward needs ``use_fused = False``.
+rows). A double backward (``create_graph=True``) differentiates the same equations in autograd's ops
+instead (:func:`readable_direction`), at the readable path's cost.
 
 The layers hand padded input only (LayerNormLSTM takes no PackedSequence), so every step has B rows.
 float32 and float64 only; the kernels compute in the tensors' dtype. ``TRITON_INTERPRET`` is read when
@@ -51,11 +52,19 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+from torch.nn import functional as TF
 
 from ._layout import Steps
 
 __all__ = ["LayerNormLSTMDirection", "forward", "backward"]
+
+
+@triton.jit
+def _add(a, b):
+    """The combine function of the kernels' row sums: ``tl.reduce(v, 0, _add)`` is ``tl.sum(v, 0)``. Not
+    ``tl.sum`` itself: that is a ``triton.jit`` function of triton's own, interpreted or compiled as
+    ``TRITON_INTERPRET`` was when triton was first imported, which in a test process may be either."""
+    return a + b
 
 
 @triton.jit
@@ -68,9 +77,9 @@ def ln_rows_forward(
     j = tl.arange(0, BLOCK)
     m = j < F
     a = tl.load(a_ptr + r * F + j, mask=m, other=0.0).to(ACC)
-    mean = tl.sum(a, 0) / F
+    mean = tl.reduce(a, 0, _add) / F
     d = tl.where(m, a - mean, 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(d * d, 0) / F + eps)
+    rstd = 1.0 / tl.sqrt(tl.reduce(d * d, 0, _add) / F + eps)
     xhat = d * rstd
     alpha = tl.load(alpha_ptr + j, mask=m, other=0.0).to(ACC)
     beta = tl.load(beta_ptr + j, mask=m, other=0.0).to(ACC) + tl.load(bias_ptr + j, mask=m, other=0.0).to(ACC)
@@ -92,8 +101,8 @@ def ln_rows_backward(
     ).to(ACC)
     xhat = tl.load(xhat_ptr + r * F + j, mask=m, other=0.0).to(ACC)
     rstd = tl.load(rstd_ptr + r).to(ACC)
-    s1 = tl.sum(dxh, 0) / F
-    s2 = tl.sum(dxh * xhat, 0) / F
+    s1 = tl.reduce(dxh, 0, _add) / F
+    s2 = tl.reduce(dxh * xhat, 0, _add) / F
     tl.store(da_ptr + r * F + j, (rstd * (dxh - s1 - xhat * s2)).to(da_ptr.dtype.element_ty), mask=m)
 
 
@@ -112,12 +121,12 @@ def ln_lstm_forward(
     p1 = tl.load(gh_ptr + g0 + H, mask=m, other=0.0).to(ACC)
     p2 = tl.load(gh_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
     p3 = tl.load(gh_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC)
-    mean = (tl.sum(p0, 0) + tl.sum(p1, 0) + tl.sum(p2, 0) + tl.sum(p3, 0)) / (4 * H)
+    mean = tl.reduce(p0 + p1 + p2 + p3, 0, _add) / (4 * H)  # the 4 blocks summed lane-wise, then the row
     p0 = tl.where(m, p0 - mean, 0.0)
     p1 = tl.where(m, p1 - mean, 0.0)
     p2 = tl.where(m, p2 - mean, 0.0)
     p3 = tl.where(m, p3 - mean, 0.0)
-    var = (tl.sum(p0 * p0, 0) + tl.sum(p1 * p1, 0) + tl.sum(p2 * p2, 0) + tl.sum(p3 * p3, 0)) / (4 * H)
+    var = tl.reduce(p0 * p0 + p1 * p1 + p2 * p2 + p3 * p3, 0, _add) / (4 * H)
     rstd = 1.0 / tl.sqrt(var + eps_hh)
     x0, x1, x2, x3 = p0 * rstd, p1 * rstd, p2 * rstd, p3 * rstd  # LN_hh's xhat, gate by gate
     a_i = tl.load(gx_ptr + g0, mask=m, other=0.0).to(ACC) + x0 * tl.load(a_hh_ptr + j, mask=m).to(ACC)
@@ -138,9 +147,9 @@ def ln_lstm_forward(
     outgate = 1.0 / (1.0 + tl.exp(-a_o))
     c_prev = tl.load(cprev_ptr + r * H + j, mask=m, other=0.0).to(ACC)
     c = forgetgate * c_prev + ingate * cellgate
-    mean_c = tl.sum(tl.where(m, c, 0.0), 0) / H
+    mean_c = tl.reduce(tl.where(m, c, 0.0), 0, _add) / H
     d_c = tl.where(m, c - mean_c, 0.0)
-    rstd_c = 1.0 / tl.sqrt(tl.sum(d_c * d_c, 0) / H + eps_c)
+    rstd_c = 1.0 / tl.sqrt(tl.reduce(d_c * d_c, 0, _add) / H + eps_c)
     xh_c = d_c * rstd_c
     y_c = tl.load(a_c_ptr + j, mask=m, other=0.0).to(ACC) * xh_c + tl.load(b_c_ptr + j, mask=m, other=0.0).to(
         ACC
@@ -187,7 +196,7 @@ def ln_lstm_backward(
     dyc = dh * o * (1.0 - tc * tc)
     dxc = dyc * alpha_c  # 0 on masked lanes (alpha_c loads 0 there)
     rstd_c = tl.load(rstd_c_ptr + r).to(ACC)
-    dc_ln = rstd_c * (dxc - tl.sum(dxc, 0) / H - xh_c * (tl.sum(dxc * xh_c, 0) / H))
+    dc_ln = rstd_c * (dxc - tl.reduce(dxc, 0, _add) / H - xh_c * (tl.reduce(dxc * xh_c, 0, _add) / H))
     dc = tl.load(dc_ptr + u, mask=m, other=0.0).to(ACC) + dc_ln
     c_prev = tl.load(cprev_ptr + u, mask=m, other=0.0).to(ACC)
     d_i = tl.where(m, dc * g * i * (1.0 - i), 0.0)
@@ -203,8 +212,8 @@ def ln_lstm_backward(
     x1 = tl.load(xh_hh_ptr + g0 + H, mask=m, other=0.0).to(ACC)
     x2 = tl.load(xh_hh_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
     x3 = tl.load(xh_hh_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC)
-    s1 = (tl.sum(e0, 0) + tl.sum(e1, 0) + tl.sum(e2, 0) + tl.sum(e3, 0)) / (4 * H)
-    s2 = (tl.sum(e0 * x0, 0) + tl.sum(e1 * x1, 0) + tl.sum(e2 * x2, 0) + tl.sum(e3 * x3, 0)) / (4 * H)
+    s1 = tl.reduce(e0 + e1 + e2 + e3, 0, _add) / (4 * H)
+    s2 = tl.reduce(e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3, 0, _add) / (4 * H)
     rstd = tl.load(rstd_hh_ptr + r).to(ACC)
     out = dgh_ptr.dtype.element_ty
     tl.store(dgh_ptr + g0, (rstd * (e0 - s1 - x0 * s2)).to(out), mask=m)
@@ -260,7 +269,7 @@ def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias:
         )  # fmt: skip
     last = st.order[-1]  # the step processed last holds every sequence's final state
     hn, cn = out[st.rows(last)].clone(), cs[st.rows(last)].clone()
-    ws = (x2, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out)
+    ws = (x, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out)
     return out.view(T, B, H), hn, cn, ws
 
 
@@ -270,8 +279,9 @@ def backward(dy: Tensor, dhn: Tensor, dcn: Tensor, ws: tuple, h0: Tensor, c0: Te
     """Gradients ``[dx (T, B, H_in), dh0, dc0, dW_ih, dW_hh, db, dalpha_ih, dbeta_ih, dalpha_hh,
     dbeta_hh, dalpha_c, dbeta_c]`` by the equations of the module docstring (``db`` equals both
     dbeta's: the three shifts add to the same pre-activations)."""
-    x2, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out = ws
+    x, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out = ws
     N, H = cs.shape
+    x2 = x.reshape(N, x.size(-1))  # (N, H_in)
     B = h0.size(0)
     T = N // B
     G = 4 * H
@@ -312,29 +322,55 @@ def backward(dy: Tensor, dhn: Tensor, dcn: Tensor, ws: tuple, h0: Tensor, c0: Te
     ]
 
 
+def readable_direction(x, h0, c0, w_ih, w_hh, bias, ln_ih, ln_hh, ln_c, reverse) -> tuple[Tensor, ...]:
+    """The same direction in autograd's ops (the equations of
+    :class:`rnnlab.nn.variants.LayerNormLSTMCell`): what the Function differentiates for a double
+    backward. ``x`` (T, B, H_in) -> ``(out (T, B, H), h_n, c_n)``."""
+    G, H = w_hh.shape
+    h, c = h0, c0
+    outs: list[Tensor] = [h0] * x.size(0)
+    for t in range(x.size(0) - 1, -1, -1) if reverse else range(x.size(0)):
+        gates = TF.layer_norm(x[t] @ w_ih.t(), (G,), *ln_ih) + TF.layer_norm(h @ w_hh.t(), (G,), *ln_hh)
+        if bias is not None:
+            gates = gates + bias  # (B, 4H)
+        ingate, forgetgate, cellgate, outgate = gates.chunk(4, dim=1)  # 4 x (B, H)
+        c = torch.sigmoid(forgetgate) * c + torch.sigmoid(ingate) * torch.tanh(cellgate)
+        h = torch.sigmoid(outgate) * torch.tanh(TF.layer_norm(c, (H,), *ln_c))
+        outs[t] = h
+    return torch.stack(outs), h, c  # T x (B, H) -> (T, B, H)
+
+
 class LayerNormLSTMDirection(torch.autograd.Function):
     """``apply(x, h0, c0, W_ih, W_hh, b, alpha_ih, beta_ih, alpha_hh, beta_hh, alpha_c, beta_c, eps,
-    reverse) -> (out, h_n, c_n)``, ``eps = (eps_ih, eps_hh, eps_c)`` and ``b`` possibly None."""
+    reverse) -> (out, h_n, c_n)``, ``eps = (eps_ih, eps_hh, eps_c)`` and ``b`` possibly None.
+
+    The backward is the kernels' walk; under ``create_graph=True`` (a double backward: gradient
+    penalties, Hessian-vector products) it differentiates :func:`readable_direction` instead, with
+    autograd, so that the gradients carry a graph; that costs what the readable path costs."""
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, bias, a_ih, b_ih, a_hh, b_hh, a_c, b_c, eps, reverse):
         lns = ((a_ih, b_ih, eps[0]), (a_hh, b_hh, eps[1]), (a_c, b_c, eps[2]))
         out, hn, cn, ws = forward(x, h0, c0, w_ih, w_hh, bias, *lns, reverse)
-        ctx.save_for_backward(h0, c0, w_ih, w_hh, a_ih, b_ih, a_hh, b_hh, a_c, b_c, *ws)
-        ctx.eps, ctx.reverse, ctx.has_bias = eps, reverse, bias is not None
+        ctx.save_for_backward(h0, c0, w_ih, w_hh, bias, a_ih, b_ih, a_hh, b_hh, a_c, b_c, *ws)
+        ctx.eps, ctx.reverse = eps, reverse
         return out, hn, cn
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dhn, dcn):
-        h0, c0, w_ih, w_hh, a_ih, b_ih, a_hh, b_hh, a_c, b_c, *ws = ctx.saved_tensors
+        h0, c0, w_ih, w_hh, bias, a_ih, b_ih, a_hh, b_hh, a_c, b_c, *ws = ctx.saved_tensors
         eps = ctx.eps
         lns = ((a_ih, b_ih, eps[0]), (a_hh, b_hh, eps[1]), (a_c, b_c, eps[2]))
-        zeros = h0.new_zeros(h0.shape)
-        dy = dy if dy is not None else ws[-1].new_zeros(ws[-1].shape)
-        dhn = dhn if dhn is not None else zeros
-        dcn = dcn if dcn is not None else zeros
-        dx, dh0, dc0, dw_ih, dw_hh, db, *dln = backward(
-            dy, dhn, dcn, tuple(ws), h0, c0, w_ih, w_hh, *lns, ctx.reverse
-        )
-        return (dx, dh0, dc0, dw_ih, dw_hh, db if ctx.has_bias else None, *dln, None, None)
+        if torch.is_grad_enabled():  # create_graph=True
+            inputs = (ws[0], h0, c0, w_ih, w_hh, bias, a_ih, b_ih, a_hh, b_hh, a_c, b_c)
+            wanted = [t for t in inputs if t is not None and t.requires_grad]
+            outs = readable_direction(ws[0], h0, c0, w_ih, w_hh, bias, *lns, ctx.reverse)
+            grads = iter(
+                torch.autograd.grad(outs, wanted, (dy, dhn, dcn), create_graph=True, allow_unused=True)
+            )
+            return (*(next(grads) if t is not None and t.requires_grad else None for t in inputs), None, None)
+        with torch.no_grad():
+            dx, dh0, dc0, dw_ih, dw_hh, db, *dln = backward(
+                dy, dhn, dcn, tuple(ws), h0, c0, w_ih, w_hh, *lns, ctx.reverse
+            )
+        return (dx, dh0, dc0, dw_ih, dw_hh, db if bias is not None else None, *dln, None, None)
