@@ -19,7 +19,12 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] != "triton":
+            raise
+        pytest.skip(f"{name} needs triton, which does not import here ({e})")  # the Triton back end's modules
     result = doctest.testmod(
         module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
     )
