@@ -259,10 +259,7 @@ class LayerNormLSTM(_CellStack):
     """
 
     _cell = LayerNormLSTMCell
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.use_fused = True
+    use_fused = True  # set on an instance to False for the readable path everywhere
 
     def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
         """As :meth:`_StackedRecurrent.forward`; the fused path where it applies (see the class)."""

@@ -73,7 +73,7 @@ def ln_rows_forward(
     ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Row r of (N, F): y = alpha * xhat + beta + bias, xhat and rstd stored for the backward."""
-    r = tl.program_id(0)
+    r = tl.program_id(0).to(tl.int64)  # r * F passes 2^31 for long sequences of wide layers
     j = tl.arange(0, BLOCK)
     m = j < F
     a = tl.load(a_ptr + r * F + j, mask=m, other=0.0).to(ACC)
@@ -93,7 +93,7 @@ def ln_rows_backward(
     d_ptr, xhat_ptr, rstd_ptr, alpha_ptr, da_ptr, F, ACC: tl.constexpr, BLOCK: tl.constexpr
 ):  # fmt: skip
     """Row r of (N, F): da = LN'(d; xhat, rstd, alpha), the gradient of the LN's input."""
-    r = tl.program_id(0)
+    r = tl.program_id(0).to(tl.int64)
     j = tl.arange(0, BLOCK)
     m = j < F
     dxh = tl.load(d_ptr + r * F + j, mask=m, other=0.0).to(ACC) * tl.load(
