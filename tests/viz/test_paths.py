@@ -5,17 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rnnlab.training import write_metrics_csv
-from rnnlab.viz import PlotError, check_output_path, plot_attention, plot_curves, plot_forecast
+from rnnlab.viz import PlotError, check_output_path, plot_attention, plot_curves, plot_dated_forecast
 
 
 def _draw(kind, path, tmp_path):
     if kind == "attention":
         return plot_attention([0.2, 0.8], ["a", "b"], path=path)
     if kind == "forecast":
-        return plot_forecast([1.0, 2.0, 3.0], None, [4.0], path)
+        times = np.arange("2000-01", "2000-04", dtype="datetime64[M]").astype("datetime64[D]")
+        return plot_dated_forecast(times, [1.0, 2.0, 3.0], 3, [[3.5, 4.0, 4.5]], (0.1, 0.5, 0.9), path)
     write_metrics_csv(
         tmp_path / "metrics.csv", [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5}]
     )

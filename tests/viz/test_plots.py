@@ -11,7 +11,7 @@ from matplotlib.ft2font import FT2Font
 
 from rnnlab.training import write_metrics_csv
 from rnnlab.viz import plots
-from rnnlab.viz.plots import find_cjk_font, plot_attention, plot_curves, plot_forecast
+from rnnlab.viz.plots import find_cjk_font, plot_attention, plot_curves
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -117,15 +117,3 @@ def test_curves_from_trainer_csv(tmp_path):
     (tmp_path / "empty.csv").write_text("epoch,train_loss\n")
     with pytest.raises(ValueError, match="has no rows"):
         plot_curves(tmp_path / "empty.csv", tmp_path / "x.png")
-
-
-def test_forecast_plot(tmp_path):
-    t = torch.arange(60, dtype=torch.float32)
-    series = torch.sin(t / 5)
-    out = plot_forecast(series[:48], series[48:], series[48:] + 0.1, tmp_path / "fc.png", title="sin")
-    png_size(out)
-    png_size(plot_forecast(series[:48].numpy(), None, [0.0] * 12, tmp_path / "future.png"))
-    with pytest.raises(ValueError, match=r"target must have the shape of prediction \(12,\)"):
-        plot_forecast(series[:48], series[48:50], series[48:], tmp_path / "x.png")
-    with pytest.raises(ValueError, match="history must be a non-empty 1-D series"):
-        plot_forecast(series.view(6, 10), None, series[:3], tmp_path / "x.png")

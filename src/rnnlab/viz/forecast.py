@@ -30,11 +30,22 @@ def plot_dated_forecast(
     """``values`` (T,) at ``times`` (T,) datetime64, the forecast from ``origin`` as ``quantiles`` (H, Q) at
     ``levels``: the median as a line, the outer levels as a band; ``baseline``: (name, forecast (H,))."""
     path = check_output_path(path)
-    H = quantiles.shape[0]
+    times, values, quantiles = np.asarray(times), np.asarray(values), np.asarray(quantiles)
+    if values.ndim != 1 or times.shape != values.shape or len(values) < 2:
+        raise ValueError(
+            f"times, values: expected two 1-D arrays (T,) of the same length >= 2, received "
+            f"{times.shape} and {values.shape}"
+        )
+    if 0.5 not in levels:
+        raise ValueError(f"levels: expected increasing levels including 0.5, received {tuple(levels)}")
     if quantiles.ndim != 2 or quantiles.shape[1] != len(levels):
         raise ValueError(f"quantiles: expected (H, {len(levels)}), received {quantiles.shape}")
-    if origin + H > len(values) and origin != len(values):
-        raise ValueError(f"origin {origin} + horizon {H}: past the series' {len(values)} values")
+    H = quantiles.shape[0]
+    if not 1 <= origin <= len(values) or (origin + H > len(values) and origin != len(values)):
+        raise ValueError(
+            f"origin: expected 1 <= origin <= {len(values)} with origin + horizon {H} inside the series "
+            f"or origin = {len(values)} (a forecast after its end), received {origin}"
+        )
     start = max(0, origin - _SHOWN * H) if len(values) > 400 else 0
     if origin + H <= len(times):
         future = times[origin : origin + H]

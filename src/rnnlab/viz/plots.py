@@ -1,4 +1,5 @@
-"""Attention heatmaps, training curves and forecast plots, written as PNG (or SVG, PDF) files.
+"""Attention heatmaps and training curves, written as PNG (or SVG, PDF) files (the forecast plot, drawn the
+same way, is in :mod:`rnnlab.viz.forecast`).
 
 Figures are drawn with matplotlib's object API on an Agg canvas (``Figure`` + ``FigureCanvasAgg``): no
 pyplot, no global backend switch, no window, nothing shown. Every file is written atomically (a temporary
@@ -47,7 +48,6 @@ __all__ = [
     "find_cjk_font",
     "plot_attention",
     "plot_curves",
-    "plot_forecast",
 ]
 
 # Families with CJK glyphs, in order of preference (prefix match, so "AR PL UMing" finds "AR PL UMing CN").
@@ -302,51 +302,4 @@ def plot_curves(metrics_csv_path: str | Path, path: str | Path, title: str | Non
                 ax.legend()
         if title:
             fig.suptitle(title)
-    return _save(fig, path, rc)
-
-
-def plot_forecast(
-    history: Any, target: Any, prediction: Any, path: str | Path, title: str | None = None
-) -> Path:
-    """One series: ``history`` (T,) then, over the next H steps, ``target`` (H,) and ``prediction`` (H,).
-
-    ``target`` may be None for a forecast beyond the known data. Both forecast lines start from the last
-    history point so that the plot reads continuously. ``path``: ``.png``, ``.svg`` or ``.pdf``; missing
-    folders are created.
-    """
-    check_output_path(path)
-    hist = _as_array(history)
-    pred = _as_array(prediction)
-    true = None if target is None else _as_array(target)
-    if hist.ndim != 1 or hist.size == 0:
-        raise ValueError(f"history must be a non-empty 1-D series (T,), got shape {hist.shape}")
-    if pred.ndim != 1:
-        raise ValueError(f"prediction must be 1-D (H,), got shape {pred.shape}")
-    if true is not None and true.shape != pred.shape:
-        raise ValueError(f"target must have the shape of prediction {pred.shape}, got {true.shape}")
-    t, h = hist.size, pred.size
-    rc = _text_rc([title or ""])
-
-    fig = Figure(figsize=(8.0, 3.5))
-    fig.set_layout_engine("constrained")
-    with rc_context(rc):
-        ax = fig.add_subplot()
-        ax.plot(np.arange(t), hist, color="tab:blue", label="history")
-        ahead = np.arange(t - 1, t + h)  # (H + 1,) the forecast steps, from the last observed one
-        if true is not None:
-            ax.plot(ahead, np.concatenate([hist[-1:], true]), color="black", marker=".", label="target")
-        ax.plot(
-            ahead,
-            np.concatenate([hist[-1:], pred]),
-            color="tab:orange",
-            linestyle="--",
-            marker=".",
-            label="prediction",
-        )
-        ax.axvline(t - 0.5, color="gray", linewidth=0.8, linestyle=":")
-        ax.set_xlabel("time step")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best")
-        if title:
-            ax.set_title(title)
     return _save(fig, path, rc)
