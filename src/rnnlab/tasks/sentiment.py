@@ -56,6 +56,7 @@ TASK = "sentiment"
 FORMATS = (".csv", ".tsv", ".jsonl")  # what read_labeled_file reads
 PATHS = ("data.dataset", "data.valid_path")  # config keys that may hold file paths (stored resolved)
 DERIVED = ("model.vocab_size", "model.num_classes", "model.padding_idx")  # set by train() from the data
+ADAPT_MIN_TEXTS = 1000  # adapt_epochs applies from this many training texts on
 RENAMED: dict[str, str] = {}  # old config key -> new one (none yet)
 TRAIN_SHORTCUTS = {  # option of `rnnlab train sentiment` -> the config key it sets
     "data": "data.dataset",
@@ -85,6 +86,10 @@ class DataConfig:
     test_fraction: float = field(default=0.1, metadata={"min": 0.01, "max": 0.5})  # held out (bundled sets)
     split_seed: int = field(default=0, metadata={"min": 0})  # seed of the stratified split (and of n_train)
     baseline: bool = True  # also fit TF-IDF n-grams + logistic regression on the same split (scikit-learn)
+    # Small data: train at least this many optimizer steps, so train.epochs grows to
+    # ceil(min_train_steps / batches per epoch) on a training set of 1,000 to a few thousand texts (see
+    # adapt_epochs; below 1,000 texts the rule is not applied: not measured there). 0: never.
+    min_train_steps: int = field(default=600, metadata={"min": 0})
 
 
 def _default_train() -> TrainerConfig:
@@ -218,6 +223,12 @@ def train(
         runs.check_unchanged(config, load_run_config(run.path), ("data", "model"), run.path)
     seed = config.train.seed
     train_batches = _batches(splits.train, names, tokenizer, vocab, cfg, train=True, seed=seed)
+    if len(splits.train) >= ADAPT_MIN_TEXTS:
+        epochs = adapt_epochs(config.train.epochs, len(train_batches), cfg.min_train_steps)
+        if epochs != config.train.epochs:
+            print(f"note: {len(splits.train)} training texts; train.epochs {config.train.epochs} -> {epochs} "
+                  f"(data.min_train_steps={cfg.min_train_steps})", file=sys.stderr)  # fmt: skip
+            config.train.epochs = epochs
     valid_batches = _batches(splits.valid, names, tokenizer, vocab, cfg, train=False)
 
     baseline = _baseline(splits, tokenizer) if cfg.baseline else None
@@ -255,6 +266,23 @@ def train(
     return TrainResult(
         run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early, baseline
     )
+
+
+def adapt_epochs(epochs: int, batches_per_epoch: int, min_train_steps: int) -> int:
+    """The data-adaptive epoch count: ``epochs``, or more when that many epochs of ``batches_per_epoch``
+    batches fall short of ``min_train_steps`` optimizer steps.
+
+    The defaults were tuned on 14,000 reviews (217 batches an epoch: 6 epochs are 1,302 steps); a user's
+    3,000 sentences make 43 batches, and 6 epochs (258 steps) stop while validation accuracy still climbs
+    (a 3,000-row movies-en sample, seed 0: 0.680 after 6 epochs, 0.743 with 15; sentiment_tuning.md).
+
+    Example:
+        >>> adapt_epochs(6, 217, 600), adapt_epochs(6, 43, 600), adapt_epochs(6, 43, 0)
+        (6, 14, 6)
+    """
+    if batches_per_epoch < 1:
+        raise ValueError(f"batches_per_epoch: expected >= 1, received {batches_per_epoch}")
+    return max(epochs, -(-min_train_steps // batches_per_epoch))
 
 
 def _baseline(splits: Splits, tokenizer) -> dict | None:
