@@ -145,3 +145,21 @@ def test_double_backward_matches_readable():
         results.append(torch.autograd.grad((gx * gx).sum(), [x, *layer.parameters()]))
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got.cpu(), want, rtol=1e-9, atol=1e-11)
+
+
+def test_dropout_between_layers_matches_readable(monkeypatch):
+    """In training with dropout between layers, the fused layer draws the same masks as the readable one
+    (the stack draws them; neither path's steps use the generator), so with one seed the two agree."""
+    ref = make_layer(num_layers=2, dropout=0.5).to(DEVICE)
+    ours = copy.deepcopy(ref)
+    ref.use_fused = False
+    calls = count_calls(monkeypatch, LN, "forward")
+    x = torch.randn(T, B, I, dtype=torch.float64, device=DEVICE)
+    results = []
+    for layer in (ours, ref):
+        torch.manual_seed(5)
+        output, (h_n, c_n) = layer.train()(x)
+        results.append((output, h_n, c_n))
+    assert len(calls) == 2
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
