@@ -112,7 +112,8 @@ def test_gradcheck_float64():
 
 
 def test_readable_path_where_fused_does_not_apply(monkeypatch):
-    """use_fused=False, CPU tensors without the switch, and bfloat16 take the readable path (no call)."""
+    """use_fused=False, a LayerNorm without gain and shift, and CPU tensors without the switch take the
+    readable path (no call)."""
     calls = count_calls(monkeypatch, LN, "forward")
     layer = make_layer().to(DEVICE, torch.float32)
     x = torch.randn(T, B, I, device=DEVICE)
@@ -123,11 +124,12 @@ def test_readable_path_where_fused_does_not_apply(monkeypatch):
     out_fused, _ = layer(x)
     assert len(calls) == 1
     torch.testing.assert_close(out_fused, out_readable, rtol=1e-4, atol=1e-5)
-    layer.to(torch.bfloat16)(x.to(torch.bfloat16))
+    layer.cells[0].ln_c = torch.nn.LayerNorm(H, elementwise_affine=False, device=DEVICE)  # no gain
+    layer(x)
     assert len(calls) == 1
     if DEVICE == "cpu":
         monkeypatch.delenv("RNNLAB_FUSED_BACKEND")
-        layer.float()(x)
+        make_layer().float()(x)
         assert len(calls) == 1
 
 
@@ -163,3 +165,22 @@ def test_dropout_between_layers_matches_readable(monkeypatch):
     assert len(calls) == 2
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
+def test_half_precision_close_to_float64(monkeypatch, dtype):
+    """bfloat16 / float16 layers: outputs and gradients near the float64 readable path's (the state and
+    the gate math in float32), and c_n in the layer's dtype."""
+    kwargs = {"bidirectional": True}
+    ref = make_layer(**kwargs)
+    ours = copy.deepcopy(ref).to(DEVICE, dtype)
+    ref.use_fused = False
+    calls = count_calls(monkeypatch, LN, "forward")
+    got = run_and_grad(ours, "hx", dtype, DEVICE)
+    assert len(calls) == 2
+    want = run_and_grad(ref, "hx", torch.float64, "cpu")
+    rel = 3e-2 if dtype == torch.bfloat16 else 4e-3
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == dtype
+        scale = w.abs().max().clamp_min(1.0)
+        assert (g.cpu().double() - w).abs().max() <= rel * scale

@@ -246,16 +246,17 @@ class LayerNormLSTM(_CellStack):
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))`` with the shapes in the module docstring.
 
     The fused path: on CUDA tensors (when ``triton`` imports; on CPU tensors too under
-    ``RNNLAB_FUSED_BACKEND=triton``, which runs the kernels under Triton's interpreter) in float32 or
-    float64, every direction runs :mod:`rnnlab.nn.fused._triton_layernorm`: the input side of all steps
-    as one product and one row-wise LayerNorm launch, then per step one product
-    :math:`h_{t-1} W_{hh}^T` and *one* Triton kernel for LN_hh, the gates, LN_c and :math:`h_t`, and a
-    hand-written backward with one kernel per step. Same outputs, states and gradients as the readable
-    walk of the cells' ``_step`` (tested under the interpreter), which runs everywhere else: CPU tensors,
-    bfloat16 / float16, autocast, torch.func transforms, forward-mode AD, ``torch.compile`` tracing, and
-    when ``use_fused`` is False (an attribute, default True). A double backward (``create_graph=True``)
-    through the fused path differentiates the readable equations, at their cost. The choice is made once
-    per call, for every layer and direction.
+    ``RNNLAB_FUSED_BACKEND=triton``, which runs the kernels under Triton's interpreter) in float32,
+    float64, bfloat16 or float16 (the state and gate math in float32), every direction runs
+    :mod:`rnnlab.nn.fused._triton_layernorm`: the input side of all steps as one product and one row-wise
+    LayerNorm launch, then per step one product :math:`h_{t-1} W_{hh}^T` and *one* Triton kernel for
+    LN_hh, the gates, LN_c and :math:`h_t`, and a hand-written backward with one kernel per step. Same
+    outputs, states and gradients as the readable walk of the cells' ``_step`` (tested under the
+    interpreter), which runs everywhere else: CPU tensors, LayerNorms without a gain or shift, autocast,
+    torch.func transforms, forward-mode AD, ``torch.compile`` tracing, and when ``use_fused`` is False
+    (an attribute, default True). A double backward (``create_graph=True``) through the fused path
+    differentiates the readable equations, at their cost. The choice is made once per call, for every
+    layer and direction.
     """
 
     _cell = LayerNormLSTMCell

@@ -19,7 +19,7 @@ from . import supports as _supports_fused
 
 __all__ = ["supports", "run_direction"]
 
-_DTYPES = (torch.float32, torch.float64)
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 def _norms(cell: nn.Module) -> tuple[nn.LayerNorm, ...]:
@@ -36,8 +36,9 @@ def _tensors(cell: nn.Module) -> list[Tensor | None]:
 
 def supports(x: Tensor, state: tuple[Tensor, Tensor], cells: Sequence[nn.Module]) -> bool:
     """Whether the fused path runs these cells over ``x`` (T, B, H_in) from ``state`` ((L*D, B, H) each):
-    CUDA tensors (or CPU ones under ``RNNLAB_FUSED_BACKEND=triton``) when triton imports, float32 or
-    float64, every tensor of one dtype and device, LayerNorms with a gain and a shift, and what
+    CUDA tensors (or CPU ones under ``RNNLAB_FUSED_BACKEND=triton``) when triton imports, float32,
+    float64, bfloat16 or float16, every tensor of one dtype and device, LayerNorms with a gain and a
+    shift, and what
     :func:`rnnlab.nn.fused.supports` asks of any fused call (no autocast, torch.func, forward AD,
     torch.compile tracing, tensor subclasses; non-empty input)."""
     if not _uses_triton(x) or not triton_available() or x.dtype not in _DTYPES:

@@ -40,8 +40,10 @@ rows). A double backward (``create_graph=True``) differentiates the same equatio
 instead (:func:`readable_direction`), at the readable path's cost.
 
 The layers hand padded input only (LayerNormLSTM takes no PackedSequence), so every step has B rows.
-float32 and float64 only; the kernels compute in the tensors' dtype. ``TRITON_INTERPRET`` is read when
-this module is imported, as for :mod:`._triton_kernels`.
+float32, float64, bfloat16 and float16: the kernels compute in float32 (float64 for float64 layers), the
+state c, the workspace and the gradients carried back through time are float32 for bfloat16 / float16
+layers, and what feeds a matrix product (h, dGh, dGx) is in the layer's dtype. ``TRITON_INTERPRET`` is
+read when this module is imported, as for :mod:`._triton_kernels`.
 
 Dimension legend: T steps, B batch, N = T * B rows, H_in input size, H hidden size.
 """
@@ -229,6 +231,11 @@ def ln_lstm_backward(
     tl.store(dc_ptr + u, (dc * f).to(dc_ptr.dtype.element_ty), mask=m)
 
 
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The state's and the workspace's dtype: float64 stays, everything else is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _acc(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
@@ -247,8 +254,12 @@ def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias:
     st = Steps([B] * T, reverse)
     ACC = _acc(x.dtype)
     x2 = x.reshape(T * B, H_in)  # (N, H_in)
-    h0, c0 = h0.contiguous(), c0.contiguous()
-    new = x2.new_empty
+    h0 = h0.contiguous()
+    c0a = c0.to(_acc_dtype(x.dtype)).contiguous()
+
+    def new(*shape: int) -> Tensor:  # the state and the workspace: float32 for bfloat16 / float16
+        return x2.new_empty(shape, dtype=_acc_dtype(x.dtype))
+
     gx, xh_ih, rstd_ih = new(st.N, G), new(st.N, G), new(st.N)
     b = bias if bias is not None else x2.new_zeros(G)
     block_g, block_h = triton.next_power_of_2(G), triton.next_power_of_2(H)
@@ -258,17 +269,18 @@ def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias:
         num_warps=_warps(block_g),
     )  # fmt: skip
     gates, xh_hh, rstd_hh = new(st.N, G), new(st.N, G), new(st.N)
-    cs, xh_c, rstd_c, out = new(st.N, H), new(st.N, H), new(st.N), new(st.N, H)
+    cs, xh_c, rstd_c = new(st.N, H), new(st.N, H), new(st.N)
+    out = x2.new_empty(st.N, H)  # h feeds the next product: the layer's dtype
     for t in st.order:
         rows = st.rows(t)
         gh = st.prev_rows(out, h0, t) @ w_hh.t()  # (B, 4H)
         ln_lstm_forward[(B,)](
-            gx[rows], gh, ln_hh[0], ln_hh[1], ln_c[0], ln_c[1], st.prev_rows(cs, c0, t), gates[rows],
+            gx[rows], gh, ln_hh[0], ln_hh[1], ln_c[0], ln_c[1], st.prev_rows(cs, c0a, t), gates[rows],
             xh_hh[rows], rstd_hh[rows], cs[rows], xh_c[rows], rstd_c[rows], out[rows], H, ln_hh[2],
             ln_c[2], ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
         )  # fmt: skip
     last = st.order[-1]  # the step processed last holds every sequence's final state
-    hn, cn = out[st.rows(last)].clone(), cs[st.rows(last)].clone()
+    hn, cn = out[st.rows(last)].clone(), cs[st.rows(last)].to(c0.dtype, copy=True)
     ws = (x, xh_ih, rstd_ih, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c, out)
     return out.view(T, B, H), hn, cn, ws
 
@@ -288,37 +300,43 @@ def backward(dy: Tensor, dhn: Tensor, dcn: Tensor, ws: tuple, h0: Tensor, c0: Te
     st = Steps([B] * T, reverse)
     ACC = _acc(x2.dtype)
     block_g, block_h = triton.next_power_of_2(G), triton.next_power_of_2(H)
-    h0, c0 = h0.contiguous(), c0.contiguous()
+    acc = _acc_dtype(x2.dtype)
+    h0, c0a = h0.contiguous(), c0.to(acc).contiguous()
     dy = dy.reshape(N, H).contiguous()  # (N, H)
-    dh_acc = dhn.contiguous().clone()  # (B, H): reaches h from the later steps
-    dc_acc = dcn.contiguous().clone()  # (B, H): reaches c from the later steps
-    dg, dgh, dyc = x2.new_empty(N, G), x2.new_empty(N, G), x2.new_empty(N, H)
+    dh_acc = dhn.to(acc, memory_format=torch.contiguous_format, copy=True)  # (B, H): from the later steps
+    dc_acc = dcn.to(acc, memory_format=torch.contiguous_format, copy=True)  # (B, H): from the later steps
+    dg, dyc = x2.new_empty(N, G, dtype=acc), x2.new_empty(N, H, dtype=acc)
+    dgh = x2.new_empty(N, G)  # feeds the products: the layer's dtype
     for t in reversed(st.order):
         rows = st.rows(t)
         ln_lstm_backward[(B,)](
             dy[rows], dh_acc, dc_acc, gates[rows], xh_hh[rows], rstd_hh[rows], ln_hh[0], xh_c[rows],
-            rstd_c[rows], ln_c[0], ln_c[1], st.prev_rows(cs, c0, t), dg[rows], dgh[rows], dyc[rows], H,
+            rstd_c[rows], ln_c[0], ln_c[1], st.prev_rows(cs, c0a, t), dg[rows], dgh[rows], dyc[rows], H,
             ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
         )  # fmt: skip
-        torch.mm(dgh[rows], w_hh, out=dh_acc)  # dh_prev = dGh W_hh: (B, H)
+        if dh_acc.dtype == dgh.dtype:
+            torch.mm(dgh[rows], w_hh, out=dh_acc)  # dh_prev = dGh W_hh: (B, H)
+        else:
+            dh_acc.copy_(dgh[rows] @ w_hh)  # bfloat16 product (float32 accumulation), float32 state
     dgx = x2.new_empty(N, G)
     ln_rows_backward[(N,)](
         dg, xh_ih, rstd_ih, ln_ih[0], dgx, G, ACC=ACC, BLOCK=block_g, num_warps=_warps(block_g)
     )  # fmt: skip
-    db = dg.sum(0)  # (4H,)
+    dtype = x2.dtype  # the parameters' gradients, summed in the state's dtype, in the layer's
+    db = dg.sum(0).to(dtype)  # (4H,)
     return [
         (dgx @ w_ih).view(T, B, -1),  # dx
-        dh_acc,
-        dc_acc,
+        dh_acc.to(h0.dtype),
+        dc_acc.to(c0.dtype),
         dgx.t() @ x2,  # dW_ih (4H, H_in)
         dgh.t() @ st.all_prev_rows(out, h0),  # dW_hh (4H, H)
         db,
-        (dg * xh_ih).sum(0),
+        (dg * xh_ih).sum(0).to(dtype),
         db,
-        (dg * xh_hh).sum(0),
+        (dg * xh_hh).sum(0).to(dtype),
         db,
-        (dyc * xh_c).sum(0),
-        dyc.sum(0),
+        (dyc * xh_c).sum(0).to(dtype),
+        dyc.sum(0).to(dtype),
     ]
 
 
