@@ -44,7 +44,16 @@ def test_a_small_training_set_gets_more_epochs_and_the_run_says_so(tmp_path, cap
     assert len(result.history) == 3  # 3 batches an epoch, at least 9 steps
     saved = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
     assert saved["train"]["epochs"] == 3  # the resolved count is what the run records
-    assert "1080 training texts; train.epochs 1 -> 3 (data.min_train_steps=9)" in capsys.readouterr().err
+    assert (
+        "1080 training texts; train.epochs 1 -> 3, train.patience None -> None (data.min_train_steps=9)"
+        in (capsys.readouterr().err)
+    )
+
+
+def test_patience_grows_with_the_epochs(tmp_path):
+    _train(tmp_path, 1200, "data.batch_size=400", "data.min_train_steps=18", "train.patience=1")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["train"]
+    assert (saved["epochs"], saved["patience"]) == (6, 2)  # a third of the epochs
 
 
 def test_below_the_size_floor_and_with_the_rule_off_nothing_changes(tmp_path, capsys):

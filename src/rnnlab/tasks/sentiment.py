@@ -226,9 +226,14 @@ def train(
     if len(splits.train) >= ADAPT_MIN_TEXTS:
         epochs = adapt_epochs(config.train.epochs, len(train_batches), cfg.min_train_steps)
         if epochs != config.train.epochs:
-            print(f"note: {len(splits.train)} training texts; train.epochs {config.train.epochs} -> {epochs} "
+            # patience grows with the epochs (a third of them): on small data validation accuracy plateaus
+            # for a few epochs before it climbs again (sentiment_tuning.md)
+            patience = config.train.patience and max(config.train.patience, epochs // 3)
+            print(f"note: {len(splits.train)} training texts; "
+                  f"train.epochs {config.train.epochs} -> {epochs}, "
+                  f"train.patience {config.train.patience} -> {patience} "
                   f"(data.min_train_steps={cfg.min_train_steps})", file=sys.stderr)  # fmt: skip
-            config.train.epochs = epochs
+            config.train.epochs, config.train.patience = epochs, patience
     valid_batches = _batches(splits.valid, names, tokenizer, vocab, cfg, train=False)
 
     baseline = _baseline(splits, tokenizer) if cfg.baseline else None
