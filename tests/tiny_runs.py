@@ -14,6 +14,8 @@ TINY_SENTIMENT = [
     "model.hidden_size=8",
     "model.attention_size=8",
     "data.batch_size=16",
+    "model.ngram_buckets=1024",  # the default 2^18-row n-gram table would make each checkpoint ~33 MB
+    "model.ngram_dim=4",
 ]
 TINY_SENTIMENT += ["data.min_freq=1", "train.epochs=1", "train.lr=0.01", "train.progress=false"]
 # A translate model on a few dozen dates.

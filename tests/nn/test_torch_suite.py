@@ -346,19 +346,28 @@ def test_cpu_autocast(mode, fused):
     aten::rnn_* run whole in bfloat16; aten::gru returns float32 from bfloat16 products) and values within
     bfloat16's rounding (torch's GRU under autocast is itself ~1e-3 from its float32 result)."""
 
-    def run(lib):
+    def run(lib, autocast=True):
         m = build(lib, mode, 8, 16, 2, use_fused=fused)
         x = torch.randn(5, 3, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             out = flat(m(x))
         sum(o.float().sum() for o in out).backward()
         return [o.dtype for o in out], [o.float() for o in out], x.grad
 
-    got = {key: run(lib) for key, lib in LIBS.items()}
-    assert got["rnnlab"][0] == got["torch"][0]
+    try:
+        reference = run(LIBS["torch"])
+    except RuntimeError as e:  # oneDNN has no bfloat16 LSTM on CPUs without AVX-512 BF16: torch.nn fails
+        if "primitive descriptor" not in str(e):
+            raise
+        # Then torch's own answer is its float32 run, rounded as autocast would label it: rnnlab must still
+        # give the dtypes torch.nn gives elsewhere and values within bfloat16's rounding of float32.
+        dtypes, values, grad = run(LIBS["torch"], autocast=False)
+        reference = ([torch.bfloat16] * len(dtypes) if mode != "GRU" else dtypes), values, grad
+    got = run(LIBS["rnnlab"])
+    assert got[0] == reference[0]
     if mode != "GRU":
-        assert set(got["torch"][0]) == {torch.bfloat16}
-    torch.testing.assert_close(got["rnnlab"][1:], got["torch"][1:], rtol=2e-2, atol=2e-2)
+        assert set(reference[0]) == {torch.bfloat16}
+    torch.testing.assert_close(got[1:], reference[1:], rtol=2e-2, atol=2e-2)
 
 
 # Once torch's dynamo has run in a process (the ONNX exporter's tests may share a test worker), torch.nn's own
