@@ -50,7 +50,7 @@ def _ids(B: int, T: int, seed: int, lengths: list[int] | None = None):
 def classifier(request, tmp_path_factory):
     torch.manual_seed(0)
     config = ClassifierConfig(vocab_size=V, num_classes=3, embedding_dim=6, hidden_size=5, attention_size=7,
-                              **CLASSIFIERS[request.param])  # fmt: skip
+                              ngram_buckets=64, ngram_dim=4, **CLASSIFIERS[request.param])  # fmt: skip
     model = RecurrentClassifier(config).eval()
     path = to_onnx(model, _ids(2, 4, seed=0), tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
     return model, path

@@ -37,7 +37,9 @@ def sentiment_run(tmp_path_factory):
         data=sentiment.DataConfig(
             dataset=str(write_reviews(folder / "reviews.csv", n=60)), min_freq=1, max_len=12, batch_size=16
         ),  # fmt: skip
-        model=ClassifierConfig(embedding_dim=8, hidden_size=6, attention_size=8),
+        model=ClassifierConfig(
+            embedding_dim=8, hidden_size=6, attention_size=8, ngram_buckets=64, ngram_dim=4
+        ),
         train=TrainerConfig(epochs=1, lr=0.01, progress=False),
     )
     sentiment.train(config, folder / "run")

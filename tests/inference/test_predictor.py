@@ -26,6 +26,8 @@ def _checkpoint(path, pooling="attention", max_len=16):
         embedding_dim=8,
         hidden_size=6,
         attention_size=4,
+        ngram_buckets=64,
+        ngram_dim=4,
         pooling=pooling,
     )
     torch.manual_seed(0)

@@ -15,6 +15,7 @@ from rnnlab.models.classifier import VARIANTS, PaddedEncoder, _reverse_within_le
 def _model(**overrides) -> RecurrentClassifier:
     torch.manual_seed(0)
     config = ClassifierConfig(vocab_size=30, num_classes=3, embedding_dim=8, hidden_size=6, attention_size=5)
+    config.ngram_buckets, config.ngram_dim = 64, 4  # a small wide part: these tests are about the deep one
     for key, value in overrides.items():
         setattr(config, key, value)
     return RecurrentClassifier(config).eval()
@@ -140,7 +141,7 @@ def test_a_few_steps_learn_a_keyword_rule():
             seq[len(seq) // 2] = 2
     batch = collate(seqs, labels=labels)
     model = RecurrentClassifier(
-        ClassifierConfig(vocab_size=20, embedding_dim=16, hidden_size=16, attention_size=8)
+        ClassifierConfig(vocab_size=20, embedding_dim=16, hidden_size=16, attention_size=8, ngram_buckets=64)
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
