@@ -16,7 +16,7 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
 fi
 # setuptools/wheel for the editable install; then rnnlab with its task, export, serve and dev extras.
 "${PIP[@]}" install "setuptools>=68" wheel
-"${PIP[@]}" install --no-build-isolation -e ".[tasks,export,serve,dev]"
+"${PIP[@]}" install --no-build-isolation -e ".[tasks,export,serve,docs,dev]"
 
 # Compile the fused C++ RNN kernels now (about a minute, once; cached), so the first training run or test
 # session does not pay for it. Not fatal: without a compiler rnnlab falls back to the pure-PyTorch fused path.
