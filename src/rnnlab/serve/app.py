@@ -57,13 +57,13 @@ _STATIC = resources.files("rnnlab.serve") / "static"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 class _Metrics:
@@ -126,17 +126,50 @@ class _RequestIds:
 _ROUTES = {"/", "/health", "/info", "/metrics", "/v1/predict", "/v1/generate", "/v1/forecast"}
 
 
+def _too_large(message: str) -> ApiError:
+    # Connection: close: the rest of an undrained body must not be read as the next request.
+    return ApiError(413, "body_too_large", message, headers={"Connection": "close"})
+
+
+async def _drain(request: Request, limits: ServeLimits, received: int) -> None:
+    """Read and discard the rest of an over-limit body, up to ``max_drain_bytes`` in all and for at most
+    ``max_drain_ms``, one chunk in memory at a time (the server stops reading from the socket while a chunk
+    waits, so memory stays bounded).
+
+    Why: a client that writes its whole body before it reads (Python's ``urllib.request``, which also
+    asks for ``Connection: close``) would otherwise see the server close with unread data in its socket,
+    which the kernel answers with a reset that destroys the 413 before the client reads it. A client that
+    sent ``Expect: 100-continue`` (curl, for big bodies) waits for our answer before sending: nothing to
+    drain, and reading would invite the body in. Past either bound the answer is sent anyway (a client
+    that writes before it reads may then miss it: that is the price of bounding the drain).
+    """
+    if request.headers.get("expect", "").lower() == "100-continue" and received == 0:
+        return
+    size = received
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limits.max_drain_ms / 1000):
+            while size <= limits.max_drain_bytes:
+                message = await request.receive()
+                if message["type"] != "http.request":  # http.disconnect: the client has gone
+                    return
+                size += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+
 async def _body(request: Request, limits: ServeLimits, model):
     """The body parsed into ``model``; ApiError for a body too large, not UTF-8, not JSON, wrong types."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-        raise ApiError(413, "body_too_large", f"body: {declared} bytes; the limit is {limits.max_body_bytes}")
+        await _drain(request, limits, 0)
+        raise _too_large(f"body: {declared} bytes; the limit is {limits.max_body_bytes}")
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limits.max_body_bytes:
-                raise ApiError(413, "body_too_large", f"body: over {limits.max_body_bytes} bytes (the limit)")
+                await _drain(request, limits, size)
+                raise _too_large(f"body: over {limits.max_body_bytes} bytes (the limit)")
             chunks.append(chunk)
     except ClientDisconnect:  # nobody will read the answer; counted as an error, no traceback
         raise ApiError(400, "client_disconnected", f"body: the client left after {size} bytes") from None
@@ -198,7 +231,7 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None)
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
         metrics.errors.labels(exc.code).inc()
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):

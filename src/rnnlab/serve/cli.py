@@ -24,6 +24,8 @@ _LIMIT_HELP = {
     "max_batch_size": "most texts in one forward pass (1: no micro-batching)",
     "max_wait_ms": "how long a batch waits to fill, in milliseconds",
     "max_queue": "most requests waiting for the model (beyond: 503 overloaded)",
+    "max_drain_bytes": "most bytes of an over-limit body read and discarded before its 413",
+    "max_drain_ms": "most milliseconds spent discarding an over-limit body before its 413",
 }
 
 

@@ -21,6 +21,10 @@ class ServeLimits:
     max_batch_size: int = 32  # texts in one forward pass (micro-batching; 1 turns it off)
     max_wait_ms: float = 5.0  # how long the worker waits for more requests to fill a batch
     max_queue: int = 1024  # requests waiting for the worker; beyond: 503 overloaded
+    # An over-limit body is read and thrown away (up to these bounds) before its 413 is sent, so that a
+    # client that writes its whole body before reading gets the answer instead of a reset connection.
+    max_drain_bytes: int = 64 << 20  # bytes of an over-limit body read and discarded, at most
+    max_drain_ms: float = 10_000.0  # time spent discarding an over-limit body, at most
 
     def __post_init__(self) -> None:
         for f in fields(self):
