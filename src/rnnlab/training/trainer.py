@@ -55,8 +55,9 @@ from rnnlab.training.checkpoint import (
 )
 from rnnlab.training.files import finite_json
 from rnnlab.training.report import Report
+from rnnlab.training.schedules import TimeBudget, budget_lr_factor
 
-__all__ = ["TrainerConfig", "FitResult", "Trainer", "lr_factor", "write_metrics_csv"]
+__all__ = ["TrainerConfig", "FitResult", "FitHooks", "Trainer", "lr_factor", "write_metrics_csv"]
 
 logger = logging.getLogger(__name__)
 SCHEDULES = ("constant", "cosine", "linear")
@@ -80,6 +81,10 @@ class TrainerConfig:
     )
     log_every: int = 10  # refresh the bar's loss every this many steps (reading the loss syncs the device)
     device: str = "cpu"  # "cpu", "cuda", "cuda:1"...; under torchrun "cuda" means cuda:LOCAL_RANK
+    # seconds of the trainer's clock (wall time) to train for: the lr schedule decays over the budget, not
+    # over the steps, and training stops when it is spent (mid-epoch: that epoch is scored and saved);
+    # `epochs` stays an upper bound. None: train `epochs` epochs (schedules.py)
+    budget_s: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -92,10 +97,24 @@ class TrainerConfig:
             (self.patience is None or self.patience >= 1, "patience", "None or >= 1", self.patience),
             (self.monitor_mode in ("max", "min"), "monitor_mode", "'max' or 'min'", self.monitor_mode),
             (self.log_every >= 1, "log_every", ">= 1", self.log_every),
+            (self.budget_s is None or self.budget_s > 0, "budget_s", "None or > 0", self.budget_s),
         ]
         for ok, name, expected, got in checks:
             if not ok:
                 raise ValueError(f"TrainerConfig.{name} must be {expected}, got {got!r}")
+
+
+@dataclass
+class FitHooks:
+    """Optional ways a caller shapes the optimisation without the trainer knowing why (fine-tuning:
+    :mod:`rnnlab.training.finetune`). Each field left None keeps the trainer's own behaviour."""
+
+    # [{"params": [...], "lr_scale": s}, ...]: every parameter of the model exactly once, frozen ones too;
+    # group i trains at lr * factor * s (discriminative rates); weight decay splits each group as usual
+    param_groups: list[dict] | None = None
+    # (step, total_steps) -> multiplier of train.lr at that step; replaces lr_schedule and warmup_steps
+    lr_fn: Callable[[int, int | None], float] | None = None
+    on_epoch_start: Callable[[int], None] | None = None  # (epoch, 0-based) before its first step: unfreezing
 
 
 @dataclass
@@ -118,6 +137,7 @@ class _LoopState:
     bad_epochs: int = 0  # epochs since the last improvement
     stopped_early: bool = False
     history: list = field(default_factory=list)
+    elapsed: float = 0.0  # seconds of the clock spent (TrainerConfig.budget_s)
 
 
 def lr_factor(step: int, total_steps: int | None, warmup_steps: int, schedule: str) -> float:
@@ -165,6 +185,30 @@ def _shard(batches: Iterable, rank: int, world: int) -> Iterator:
             group = []
 
 
+def _optimizer_groups(model: nn.Module, param_groups: list[dict] | None, weight_decay: float):
+    """AdamW's groups and each one's lr scale. No decay for biases and norm gains (1-D): decaying them only
+    pulls activations' offsets to zero. Without ``param_groups``: the trainable parameters, scale 1."""
+    if param_groups is None:
+        param_groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr_scale": 1.0}]
+    else:
+        given = [id(p) for g in param_groups for p in g["params"]]
+        if sorted(given) != sorted(id(p) for p in model.parameters()):
+            raise ValueError(
+                f"hooks.param_groups: expected every parameter of the model exactly once "
+                f"({sum(1 for _ in model.parameters())}), received {len(given)} ({len(set(given))} distinct)"
+            )
+    groups, scales = [], []
+    for group in param_groups:
+        for params, decay in (
+            ([p for p in group["params"] if p.dim() >= 2], weight_decay),
+            ([p for p in group["params"] if p.dim() < 2], 0),
+        ):
+            if params:
+                groups.append({"params": params, "weight_decay": decay})
+                scales.append(float(group.get("lr_scale", 1.0)))
+    return groups, scales
+
+
 def _call_set_epoch(batches: Iterable, epoch: int) -> None:
     for obj in (batches, getattr(batches, "batch_sampler", None), getattr(batches, "sampler", None)):
         if callable(getattr(obj, "set_epoch", None)):
@@ -186,10 +230,15 @@ class Trainer:
         run_dir: where ``metrics.csv``, ``best/`` and ``last/`` go.
         resume_hint: how the user resumes this run, quoted after Ctrl-C ("interrupted; ... resume with
             <hint>"). A command line passes its own spelling (``"--resume"``).
+        clock: seconds for ``config.budget_s`` (``time.perf_counter`` by default; tests pass a fake one).
     """
 
     def __init__(
-        self, config: TrainerConfig, run_dir: str | Path, resume_hint: str = "fit(..., resume=True)"
+        self,
+        config: TrainerConfig,
+        run_dir: str | Path,
+        resume_hint: str = "fit(..., resume=True)",
+        clock: Callable[[], float] | None = None,
     ):
         if not isinstance(config, TrainerConfig):
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
@@ -198,6 +247,7 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.resume_hint = resume_hint
+        self.clock = clock or time.perf_counter
 
     def fit(
         self,
@@ -209,6 +259,7 @@ class Trainer:
         meta: dict | None = None,
         resume: bool = False,
         restore_best: bool = False,
+        hooks: FitHooks | None = None,
     ) -> FitResult:
         """Train ``model`` in place; see the module docstring for what happens each step and epoch.
 
@@ -222,8 +273,11 @@ class Trainer:
                 beside the trainer's keys ``"epoch"``, ``"metrics"`` and ``"trainer"``.
             resume: continue from ``run_dir/last`` (raises CheckpointError if there is none).
             restore_best: load ``run_dir/best``'s weights into ``model`` before returning.
+            hooks: parameter groups with lr scales, a per-step lr function and an epoch-start callback
+                (:class:`FitHooks`); None: one lr for all, from ``lr_schedule``.
         """
         cfg = self.config
+        self._hooks = hooks or FitHooks()
         meta = dict(meta or {})
         clash = sorted({"epoch", "metrics", "trainer"} & meta.keys())
         if clash:
@@ -262,18 +316,14 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model.to(device)
         # No decay for biases and norm gains (1-D): decaying them only pulls activations' offsets to zero.
-        decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0},
-        ]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+        groups, self._lr_scales = _optimizer_groups(model, self._hooks.param_groups, cfg.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
         state = self._resume(model, optimizer, device) if resume else _LoopState()
         train_model = nn.parallel.DistributedDataParallel(model) if self._distributed else model
         sized = hasattr(train_batches, "__len__")
         total_steps = len(train_batches) // self._world * cfg.epochs if sized else None
-        if total_steps is None and cfg.lr_schedule != "constant":
+        self._budget = None if cfg.budget_s is None else TimeBudget(cfg.budget_s, self.clock, state.elapsed)
+        if total_steps is None and cfg.lr_schedule != "constant" and self._budget is None:
             raise ValueError(f"lr_schedule={cfg.lr_schedule!r} needs len(train_batches); use 'constant'")
         self._report = Report(logger, enabled=cfg.progress and self._rank == 0)
         if self._rank == 0:
@@ -282,13 +332,15 @@ class Trainer:
         saved_epoch = state.epoch  # the epoch run_dir/last holds
         try:
             for epoch in range(state.epoch, cfg.epochs):
-                if state.stopped_early:
+                if state.stopped_early or self._budget_spent(state):
                     break
                 if self._distributed:  # all ranks go on from rank 0's RNGs, so they see the same batches
                     rng = [get_rng_state()]
                     dist.broadcast_object_list(rng, src=0)
                     set_rng_state(rng[0])
                 _call_set_epoch(train_batches, epoch)
+                if self._hooks.on_epoch_start is not None:
+                    self._hooks.on_epoch_start(epoch)
                 t0 = time.perf_counter()
                 loss, lr = self._train_epoch(
                     train_model, optimizer, train_batches, step_fn, state, total_steps
@@ -296,6 +348,8 @@ class Trainer:
                 row = {"epoch": epoch + 1, "train_loss": loss, "lr": lr}
                 metrics = self._evaluate(model, valid_batches, eval_fn)
                 row.update(time=time.perf_counter() - t0, **metrics)
+                if self._budget is not None:
+                    state.elapsed = self._budget.elapsed  # scoring counts too
                 improved = self._record(state, row)
                 if self._rank == 0:
                     self._save(model, optimizer, state, meta, improved)
@@ -364,6 +418,13 @@ class Trainer:
             self._report.note(
                 logging.INFO, "nothing to train: %s stopped early at epoch %d", self.run_dir, state.epoch
             )
+        elif self.config.budget_s is not None and state.elapsed >= self.config.budget_s:
+            self._report.note(
+                logging.INFO,
+                "nothing to train: %s has spent its budget_s=%g; raise it to train further",
+                self.run_dir,
+                self.config.budget_s,
+            )
         elif state.epoch >= self.config.epochs:
             self._report.note(
                 logging.INFO,
@@ -405,9 +466,18 @@ class Trainer:
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
         with self._report.bar(total, desc) as bar:
             for batch in _shard(batches, self._rank, self._world):
-                lr = cfg.lr * lr_factor(state.step, total_steps, cfg.warmup_steps, cfg.lr_schedule)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                if self._budget is not None:
+                    if self._budget_spent(state) and n:  # the epoch ends here, and is scored and saved
+                        break
+                    progress = state.elapsed / cfg.budget_s
+                    factor = budget_lr_factor(state.step, progress, cfg.warmup_steps, cfg.lr_schedule)
+                else:
+                    factor = lr_factor(state.step, total_steps, cfg.warmup_steps, cfg.lr_schedule)
+                if self._hooks.lr_fn is not None:
+                    factor = self._hooks.lr_fn(state.step, total_steps)
+                lr = cfg.lr * factor
+                for group, scale in zip(optimizer.param_groups, self._lr_scales, strict=True):
+                    group["lr"] = lr * scale
                 optimizer.zero_grad(set_to_none=True)
                 loss = step_fn(model, batch)
                 if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
@@ -429,6 +499,17 @@ class Trainer:
         if self._distributed:
             dist.all_reduce(totals)
         return (totals[0] / totals[1]).item(), lr
+
+    def _budget_spent(self, state: _LoopState) -> bool:
+        """Records the clock's elapsed seconds in ``state`` (saved with last/); True once the budget is spent.
+        Under DDP rank 0's clock counts for every rank: all take the same steps at the same lr."""
+        if self._budget is None:
+            return False
+        elapsed = [self._budget.elapsed]
+        if self._distributed:
+            dist.broadcast_object_list(elapsed, src=0)
+        state.elapsed = elapsed[0]
+        return state.elapsed >= self._budget.budget_s
 
     def _evaluate(self, model, valid_batches, eval_fn) -> dict[str, float]:
         """``eval_fn`` on rank 0 (eval mode, no_grad), checked, and broadcast to all ranks."""
