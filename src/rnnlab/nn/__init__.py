@@ -31,6 +31,7 @@ from rnnlab.nn.attention import (
     build_attention,
 )
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
+from rnnlab.nn.cho_gru import ChoGRU, ChoGRUCell
 from rnnlab.nn.masking import lengths_to_mask, masked_softmax
 from rnnlab.nn.recurrent import GRU, LSTM, RNN, RNNBase
 from rnnlab.nn.regularizers import VariationalDropoutLSTM, WeightDrop, ZoneoutLSTM, ZoneoutLSTMCell
@@ -76,6 +77,8 @@ __all__ = [
     "LayerNormLSTM",
     "LayerNormGRUCell",
     "LayerNormGRU",
+    "ChoGRUCell",
+    "ChoGRU",
     "ZoneoutLSTMCell",
     "ZoneoutLSTM",
     "PeepholeLSTMCell",

@@ -9,7 +9,7 @@ Dimension legend: T time steps, B batch, N packed rows, H_in input size, P = pro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -29,6 +29,7 @@ def run_direction_readable(
     state: State,
     weights: Weights,
     reverse: bool,
+    step: Callable | None = None,
 ) -> tuple[Tensor, State]:
     """Run one direction of one layer through time, one step at a time.
 
@@ -41,12 +42,15 @@ def run_direction_readable(
         state: ``(h_0,)``, or ``(h_0, c_0)`` for the LSTM; each ``(B, ·)``.
         weights: ``(W_ih, W_hh, b_ih, b_hh)``, plus ``W_hr`` (or None) for the LSTM.
         reverse: walk from the last step to the first.
+        step: the step function, ``step(x_t, h, *weights)`` (or ``(h, c)`` for the LSTM); default
+            ``functional.STEPS[mode]``. A variant with torch.nn's parameters and a different step
+            (:class:`rnnlab.nn.cho_gru.ChoGRU`) passes its own.
 
     Returns:
         ``(output, final_state)``: output ``(T, B, P)`` (or packed ``(N, P)``); each sequence's final state
         is taken after its own last step (forward) or after step 0 (reverse).
     """
-    step = F.STEPS[mode]
+    step = F.STEPS[mode] if step is None else step
     is_lstm = mode == "LSTM"
 
     if batch_sizes is None:

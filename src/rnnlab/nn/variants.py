@@ -2,7 +2,9 @@
 LSTM run that returns every cell state, and :data:`VARIANTS`, the registry of every variant layer by name.
 
 The regularizers (zoneout, variational dropout, weight drop) live in :mod:`rnnlab.nn.regularizers` and
-are re-exported here; the parallel-scan models (minGRU, minLSTM) live in :mod:`rnnlab.nn.scan`.
+are re-exported here; the parallel-scan models (minGRU, minLSTM) live in :mod:`rnnlab.nn.scan`, and
+Cho et al.'s GRU (reset gate before the recurrent product; torch.nn.GRU's parameters, PackedSequence
+supported) in :mod:`rnnlab.nn.cho_gru`.
 
 Cells are ``cell(x, state) -> state`` and layers are used like torch.nn's::
 
@@ -48,6 +50,7 @@ from rnnlab.nn._variant_base import (
     _uniform_,
     _VariantCell,
 )
+from rnnlab.nn.cho_gru import ChoGRU
 from rnnlab.nn.fused import _layernorm_lstm as _ln_fused
 from rnnlab.nn.regularizers import VariationalDropoutLSTM, WeightDrop, ZoneoutLSTM, ZoneoutLSTMCell
 from rnnlab.nn.scan import MinGRU, MinLSTM
@@ -396,6 +399,7 @@ def lstm_with_cell_states(
 VARIANTS: dict[str, type[nn.Module]] = {
     "layernorm_lstm": LayerNormLSTM,
     "layernorm_gru": LayerNormGRU,
+    "cho_gru": ChoGRU,
     "zoneout_lstm": ZoneoutLSTM,
     "peephole_lstm": PeepholeLSTM,
     "variational_dropout_lstm": VariationalDropoutLSTM,
