@@ -12,6 +12,15 @@ from rnnlab.explain import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch):
+    """The English output is what these tests read; a zh locale would make it Chinese (test_explain_zh.py)."""
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 README = Path(__file__).resolve().parents[1] / "README.zh-CN.md"
 # "max |difference| = 6.67e-08": rounding-level numbers may differ between machines; larger ones may not.
 DIFFERENCE = re.compile(r"max \|difference\| = (\S+)")

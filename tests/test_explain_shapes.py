@@ -15,6 +15,15 @@ from rnnlab.explain import ShapeError, main, shapes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch):
+    """The English output is what these tests read; a zh locale would make it Chinese (test_explain_zh.py)."""
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 H_IN, H, P, T, B = 5, 6, 3, 4, 2
 ROW = re.compile(r"^  (\S+)\s+\((.*)\)$")  # "  h_n      (D*L=2, B=2, H=6)"
 

@@ -15,6 +15,14 @@ from rnnlab.explain._step import vec
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch):
+    """The English output is what these tests read; a zh locale would make it Chinese (test_explain_zh.py)."""
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 def torch_cell(explained):
     """torch.nn's cell holding the explained layer's weights, in float64."""
     layer = explained.layer

@@ -8,6 +8,9 @@
 * :func:`packed` ``("GRU", [3, 1, 2])``: which steps of a packed batch are computed, and the proof that
   padding never is.
 
+``--lang zh`` (or a ``zh`` locale) prints them in Chinese: :func:`translate` rewrites the words of the English
+text and never its numbers.
+
 On the command line (``rnnlab shapes ...``, ``rnnlab explain ...``, or ``python -m rnnlab.explain``) through
 :func:`add_subcommands` / :func:`main`. Importing this package does not import torch: the functions above are
 loaded on first use, so that building the command line's parser stays fast.
@@ -18,6 +21,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from rnnlab.explain._commands import add_subcommands, main
+from rnnlab.explain._zh import translate
 
 __all__ = [
     "shapes",
@@ -29,6 +33,7 @@ __all__ = [
     "PackedExplanation",
     "add_subcommands",
     "main",
+    "translate",
 ]
 
 # Public name -> the private module that defines it (imported, with torch, on first access).

@@ -6,6 +6,8 @@
                   [proj_size=3] [--input 4,2,5] [--h0 2,2,6] [--c0 2,2,6]
     rnnlab explain LSTM|GRU|RNN [--input-size 2] [--hidden-size 3] [--seed 0] [--lengths 3,1,2]
 
+Both take ``--lang en|zh`` (default: the locale's language, Chinese under a ``zh`` locale): the notes, gate
+names and error sentences in Chinese for the study notes' readers (:mod:`rnnlab.explain._zh`).
 ``key=value`` pairs are the layer's constructor arguments, values read as int, float, bool or text; the
 options (``--input`` ...) come after them. Without ``--input`` the layer runs on ``T = 4`` steps of a batch of
 ``B = 2`` (a cell on ``B = 2``). A shape the layer rejects prints ``rnnlab: error: <one sentence>``, exit 2.
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from rnnlab.explain._zh import LANGS, resolve_lang, translate
 
 __all__ = ["DEFAULT_B", "DEFAULT_T", "LAYERS", "add_subcommands", "main"]
 
@@ -51,6 +55,7 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     )
     shapes.add_argument("--h0", metavar="N,N,N", help="the initial hidden state's shape (hx for a cell)")
     shapes.add_argument("--c0", metavar="N,N,N", help="the initial cell state's shape (LSTM, LSTMCell)")
+    _add_lang(shapes)
     shapes.set_defaults(func=run_shapes)
 
     explain = commands.add_parser(
@@ -67,7 +72,17 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs (default 0)")
     explain.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="RNN only")
     explain.add_argument("--lengths", metavar="N,N,...", help="packed sequences of these lengths, e.g. 3,1,2")
+    _add_lang(explain)
     explain.set_defaults(func=run_explain)
+
+
+def _add_lang(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lang",
+        choices=LANGS,
+        default=None,
+        help="language of the notes and errors: en or zh, 中文 (default: the locale's, zh under LANG=zh_*)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,34 +128,36 @@ def _constructor_arguments(pairs: list[str]) -> dict[str, int | float | bool | s
     return kwargs
 
 
-def _fail(message: str) -> int:
-    print(f"rnnlab: error: {message}", file=sys.stderr)
+def _fail(message: str, lang: str = "en") -> int:
+    print(translate(f"rnnlab: error: {message}", lang), file=sys.stderr)
     return 2
 
 
 def run_shapes(args: argparse.Namespace) -> int:
     """Handler of ``rnnlab shapes``: build the layer, run :func:`rnnlab.explain.shapes`, print the table."""
+    lang = resolve_lang(args.lang)
     try:
         kwargs = _constructor_arguments(args.options)
         given = {name: getattr(args, name) for name in ("input", "h0", "c0")}
         sizes = {name: _sizes(text, f"--{name}") for name, text in given.items() if text is not None}
     except _UsageError as err:
-        return _fail(str(err))
+        return _fail(str(err), lang)
     import rnnlab.nn as rnn
     from rnnlab.explain._shapes import ShapeError, shapes
 
     missing = [name for name in ("input_size", "hidden_size") if name not in kwargs]
     if missing:
         return _fail(
-            f"{args.layer} needs {' and '.join(f'{m}=N' for m in missing)}, e.g. input_size=5 hidden_size=6"
+            f"{args.layer} needs {' and '.join(f'{m}=N' for m in missing)}, e.g. input_size=5 hidden_size=6",
+            lang,
         )
     try:
         module = getattr(rnn, args.layer)(**kwargs)
     except (TypeError, ValueError) as err:
-        return _fail(f"{args.layer}({', '.join(args.options)}) cannot be built: {err}")
+        return _fail(f"{args.layer}({', '.join(args.options)}) cannot be built: {err}", lang)
     is_lstm = args.layer.startswith("LSTM")
     if "c0" in sizes and not is_lstm:
-        return _fail(f"--c0 is only for LSTM and LSTMCell; {args.layer} has no cell state")
+        return _fail(f"--c0 is only for LSTM and LSTMCell; {args.layer} has no cell state", lang)
     if "input" in sizes:
         shape = sizes["input"]
     elif args.layer.endswith("Cell"):
@@ -158,13 +175,14 @@ def run_shapes(args: argparse.Namespace) -> int:
             hx = sizes["h0"]
         table = shapes(module, shape, hx)
     except ShapeError as err:
-        return _fail(f"{err}.")
-    print(table)
+        return _fail(f"{err}.", lang)
+    print(translate(str(table), lang))
     return 0
 
 
 def run_explain(args: argparse.Namespace) -> int:
     """Handler of ``rnnlab explain``: one step worked out in numbers, or the packed-sequence view."""
+    lang = resolve_lang(args.lang)
     try:
         for option, size in (("--input-size", args.input_size), ("--hidden-size", args.hidden_size)):
             if not 1 <= size <= MAX_EXPLAIN_SIZE:
@@ -175,7 +193,7 @@ def run_explain(args: argparse.Namespace) -> int:
         if lengths is not None and (max(lengths) > MAX_LENGTH or len(lengths) > MAX_LENGTH):
             raise _UsageError(f"--lengths: at most {MAX_LENGTH} sequences of at most {MAX_LENGTH} steps")
     except _UsageError as err:
-        return _fail(str(err))
+        return _fail(str(err), lang)
     options = dict(input_size=args.input_size, hidden_size=args.hidden_size, seed=args.seed)
     if args.layer == "RNN":
         options["nonlinearity"] = args.nonlinearity
@@ -187,5 +205,5 @@ def run_explain(args: argparse.Namespace) -> int:
         from rnnlab.explain._packed import packed
 
         result = packed(args.layer, lengths, **options)
-    print(result)
+    print(translate(str(result), lang))
     return 0 if result.matches else 1
