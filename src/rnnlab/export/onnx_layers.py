@@ -12,6 +12,8 @@ How torch's parameters map onto ONNX's (ONNX operators spec, ``LSTM`` / ``GRU`` 
 * gate blocks reordered: torch's LSTM stacks ``i, f, g, o``, ONNX's ``i, o, f, c``; torch's GRU ``r, z, n``,
   ONNX's ``z, r, h``; the RNN has one block;
 * torch's GRU applies the reset gate after the product ``W_hn h + b_hn``: ONNX's ``linear_before_reset=1``;
+  :class:`rnnlab.nn.ChoGRU` (Cho et al. 2014) applies it before, ``W_hn (r * h) + b_hn``: ONNX's
+  ``linear_before_reset=0`` (its default, spelled out), with the same weights and biases;
 * ``nonlinearity="relu"``: ``activations=["Relu"]`` per direction;
 * lengths go to ``sequence_lens`` (int32). ONNX runtime then stops each sequence's forward direction at its
   own last step, starts its reverse direction there, and ``Y_h`` / ``Y_c`` hold each sequence's own final
@@ -62,6 +64,7 @@ class LayerSpec:
     batch_first: bool
     bidirectional: bool
     proj_size: int  # 0: none
+    linear_before_reset: bool = True  # GRU only: torch's form (True) or Cho et al.'s (False, rnn.ChoGRU)
 
     @property
     def directions(self) -> int:
@@ -73,7 +76,8 @@ class LayerSpec:
 
 
 def layer_spec(layer: nn.Module) -> LayerSpec:
-    """The :class:`LayerSpec` of an rnnlab.nn (or torch.nn) ``RNN`` / ``LSTM`` / ``GRU``, else ExportError.
+    """The :class:`LayerSpec` of an rnnlab.nn (or torch.nn) ``RNN`` / ``LSTM`` / ``GRU`` or an rnnlab.nn
+    ``ChoGRU``, else ExportError.
 
     Only these exact classes are accepted: a subclass may change the step (a variant cell), which the ONNX
     operators could not express.
@@ -81,12 +85,13 @@ def layer_spec(layer: nn.Module) -> LayerSpec:
     import rnnlab.nn as rnn
 
     kinds = {rnn.RNN: "RNN", rnn.LSTM: "LSTM", rnn.GRU: "GRU", nn.RNN: "RNN", nn.LSTM: "LSTM", nn.GRU: "GRU"}
+    kinds[rnn.ChoGRU] = "GRU"  # Cho et al.'s GRU is ONNX's GRU with linear_before_reset=0
     kind = kinds.get(type(layer))
     if kind is None:
         raise ExportError(
             f"module: expected an RNN, LSTM or GRU of rnnlab.nn (or torch.nn), received "
             f"{type(layer).__name__} (variant cells such as layer-norm, zoneout, peephole or minGRU have "
-            "no ONNX export)"
+            "no ONNX export; ChoGRU has)"
         )
     if kind == "RNN":
         if layer.nonlinearity not in ("tanh", "relu"):
@@ -97,6 +102,7 @@ def layer_spec(layer: nn.Module) -> LayerSpec:
     return LayerSpec(
         mode, layer.input_size, layer.hidden_size, layer.num_layers, bool(layer.bias),
         bool(layer.batch_first), bool(layer.bidirectional), int(getattr(layer, "proj_size", 0)),
+        linear_before_reset=not isinstance(layer, rnn.ChoGRU),
     )  # fmt: skip
 
 
@@ -172,7 +178,8 @@ class RecurrentGraph(nn.Module):
         direction = "bidirectional" if D == 2 else "forward"
         attrs: dict = {"hidden_size": H, "direction": direction}
         if spec.mode == "GRU":
-            attrs["linear_before_reset"] = 1  # torch's n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+            # torch's n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): 1; Cho's W_hn (r * h) + b_hn: 0
+            attrs["linear_before_reset"] = int(spec.linear_before_reset)
         elif spec.mode.startswith("RNN"):
             attrs["activations"] = ["Tanh" if spec.mode == "RNN_TANH" else "Relu"] * D
         inputs = [
