@@ -11,6 +11,7 @@ a fair share of the letters, words otherwise.
 
 :class:`Vocab` maps tokens to ids with ``<pad>`` = 0 and ``<unk>`` = 1, caps by minimum frequency and size,
 orders tokens deterministically (count descending, then the token itself) and round-trips through JSON.
+:func:`encode_texts` turns texts into the id lists that training and prediction batch.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "choose_tokenizer",
     "cjk_fraction",
     "Vocab",
+    "encode_texts",
 ]
 
 PAD = "<pad>"
@@ -225,3 +227,23 @@ class Vocab:
     def load(cls, path: str | Path) -> Vocab:
         """Read a vocabulary written by :meth:`save`."""
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def encode_texts(
+    texts: Sequence[str], tokenizer, vocab: Vocab, max_len: int
+) -> tuple[list[list[int]], list[int]]:
+    """Tokenize, map to ids and truncate to ``max_len``; returns the ids and each text's full token count.
+
+    A text with no token at all (it cannot come from a non-empty text with the bundled tokenizers) becomes
+    one ``<unk>``, so every sequence has length >= 1.
+
+    Example:
+        >>> encode_texts(["好用", "  "], CharTokenizer(), Vocab(["<pad>", "<unk>", "好"]), max_len=8)
+        ([[2, 1], [1]], [2, 0])
+    """
+    ids, counts = [], []
+    for text in texts:
+        tokens = tokenizer(text)
+        counts.append(len(tokens))
+        ids.append(vocab.encode(tokens[:max_len]) or [vocab.unk_id])
+    return ids, counts

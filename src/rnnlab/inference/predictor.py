@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from rnnlab.data import DataError, TextBatches, Vocab, tokenizer_from_dict
+from rnnlab.data.text import encode_texts  # re-exported: it lived here before it moved to data/
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
 from rnnlab.training.checkpoint import CheckpointError, load_checkpoint
 
@@ -27,22 +28,6 @@ __all__ = ["Predictor", "UNKNOWN_SHARE_WARNING", "encode_texts", "resolve_checkp
 
 logger = logging.getLogger(__name__)
 UNKNOWN_SHARE_WARNING = 0.5  # warn when more than this share of a text's tokens read are <unk>
-
-
-def encode_texts(
-    texts: Sequence[str], tokenizer, vocab: Vocab, max_len: int
-) -> tuple[list[list[int]], list[int]]:
-    """Tokenize, map to ids and truncate to ``max_len``; returns the ids and each text's full token count.
-
-    A text with no token at all (it cannot come from a non-empty text with the bundled tokenizers) becomes
-    one ``<unk>``, so every sequence has length >= 1.
-    """
-    ids, counts = [], []
-    for text in texts:
-        tokens = tokenizer(text)
-        counts.append(len(tokens))
-        ids.append(vocab.encode(tokens[:max_len]) or [vocab.unk_id])
-    return ids, counts
 
 
 def unknown_shares(ids: Sequence[Sequence[int]], counts: Sequence[int], unk_id: int) -> list[float]:
