@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,23 @@ def test_the_export_subcommand_reports_a_bad_output_name(sentiment_run, tmp_path
     assert args.static and args.func(args) == 2
     assert "expected a file name ending in .onnx" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_output_is_one_line_and_nothing_half_written(sentiment_run, tmp_path, monkeypatch):
+    from rnnlab.cli import main
+    from rnnlab.export import run as export_module
+
+    if Path("/proc").is_dir():  # `rnnlab export RUN -o /proc/x.onnx`: once a FileNotFoundError traceback
+        assert main(["export", str(sentiment_run), "-o", "/proc/x.onnx"]) == 2
+
+    # the model written, then its sidecar fails: the export is undone and named in one ExportError
+    def no_room(path, sidecar):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(export_module, "_write_sidecar", no_room)
+    with pytest.raises(ExportError, match=r"output_path .*m\.onnx.*No space left on device"):
+        export_run(sentiment_run, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_run_on_a_folder_that_is_no_run(tmp_path):

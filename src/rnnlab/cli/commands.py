@@ -16,14 +16,43 @@ class UserError(Exception):
 
 def check_image_path(path: Path, option: str = "-o") -> Path:
     """The image path given with ``-o``, checked before any model is loaded, by the plots' own rule
-    (:func:`rnnlab.viz.check_output_path`: .png, .svg or .pdf; not a folder). Missing parent folders are
-    created by the plot functions (as ``mkdir -p`` would), so ``-o plots/run1/a.png`` just works."""
+    (:func:`rnnlab.viz.check_output_path`: .png, .svg or .pdf; not a folder), then by
+    :func:`check_writable`. Missing parent folders are created by the plot functions (as ``mkdir -p``
+    would), so ``-o plots/run1/a.png`` just works."""
     from rnnlab.viz import PlotError, check_output_path  # cheap: matplotlib loads with the first plot
 
     try:
-        return check_output_path(path)
+        check_output_path(path)
     except PlotError as err:
         raise UserError(f"{option}: {err}") from None
+    return check_writable(path, option)
+
+
+def check_writable(path: Path, option: str = "-o") -> Path:
+    """``path`` if a file can be created there, else a :class:`UserError` naming ``option`` and the path.
+
+    Checked before any model is loaded, so that a command that cannot write its output fails at once, on one
+    line, having written nothing. The nearest existing folder above ``path`` is probed by creating (and
+    removing) a temporary file in it: ``os.access`` says yes to root in ``/proc``, where nothing can be
+    created. Missing folders below it are left for the writer to create.
+    """
+    import tempfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {str(path)!r}: is a folder; expected a file name")
+    folder = next(p for p in path.parents if p.exists())  # the root or '.' at the latest
+    if not folder.is_dir():
+        raise UserError(f"{option} {str(path)!r}: {str(folder)!r} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rnnlab-probe-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise UserError(
+            f"{option} {str(path)!r}: cannot create a file in {str(folder)!r} ({reason})"
+        ) from None
+    return path
 
 
 def _read_json(path: Path) -> dict | None:

@@ -37,9 +37,15 @@ def run_export(args) -> int:
         return 2
     import json
 
+    from rnnlab.cli.commands import check_writable
     from rnnlab.export.exporter import ExportError
     from rnnlab.export.run import export_run
 
+    if args.output.suffix != ".onnx":  # before the model loads: the library's own rule and words
+        print(f"rnnlab: error: -o: expected a file name ending in .onnx, received {str(args.output)!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    check_writable(args.output)  # every file of the export goes into this one folder
     try:
         sidecar = export_run(args.run_dir, args.output, dynamic=not args.static)
     except ExportError as err:

@@ -79,11 +79,11 @@ def _export(module: nn.Module, inputs: dict, outputs: list[str], dynamic: dict |
             verbose=False,
             report=False,
         )
-    import onnx
+    from rnnlab.training import atomic_write_bytes
 
-    # An LSTM with projection left placeholder nodes for its recurrence: expand them into Scans.
-    onnx.save(expand_lstmp(program.model_proto), str(path))
-    return path
+    # An LSTM with projection left placeholder nodes for its recurrence: expand them into Scans. Written
+    # atomically (a reader never sees half a model); onnx.save would leave a truncated file on failure.
+    return atomic_write_bytes(path, expand_lstmp(program.model_proto).SerializeToString())
 
 
 def _check_dynamic_sizes(name: str, x: Tensor, axes: dict[int, str]) -> None:

@@ -149,6 +149,27 @@ def export_run(run_dir: str | Path, output_path: str | Path, *, dynamic: bool = 
     if output.suffix != ".onnx":
         raise ExportError(f"output_path: expected a file name ending in .onnx, received {str(output)!r}")
     task = load_checkpoint(resolve_checkpoint(run_dir)).meta.get("task")
+    # Every file this export may write; those it creates are removed again if it fails half-way, so that
+    # a failed export leaves no model without its sidecar (nor an encoder without its decoder).
+    outputs = [output, output.with_suffix(".json"), *(output.with_suffix(f".{p}.onnx") for p in _PARTS)]
+    new = [p for p in outputs if not p.exists()]
+    try:
+        return _export_task(task, run_dir, output, dynamic)
+    except BaseException as err:
+        for path in new:
+            path.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            reason = err.strerror or type(err).__name__
+            raise ExportError(
+                f"output_path {str(output)!r}: cannot write {err.filename or output} ({reason})"
+            ) from None
+        raise
+
+
+_PARTS = ("encoder", "decoder")  # a translate run's two files
+
+
+def _export_task(task: str, run_dir: Path, output: Path, dynamic: bool) -> Path:
     if task == "sentiment":
         return _export_sentiment(run_dir, output, dynamic)
     if task == "translate":
