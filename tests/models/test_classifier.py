@@ -25,7 +25,7 @@ SEQUENCES = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12], [2]]
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention", "concat"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padded_batch_equals_each_text_alone(cell, pooling, bidirectional):
     """Packing keeps padding out of the recurrence and the pooling: batching changes no text's logits."""
@@ -83,6 +83,42 @@ def test_last_pooling_reads_each_direction_at_its_end():
     torch.testing.assert_close(last[0, H:], outputs[0, 0, H:])
 
 
+def test_concat_pooling_is_last_max_and_mean_side_by_side():
+    """ULMFiT's concat pooling, by hand from the encoder's outputs: (B, 3*D*H) into the output layer."""
+    model = _model(pooling="concat", bidirectional=True, ngram_order=0)
+    ids, lengths = torch.tensor([[3, 4, 5], [6, 7, 0]]), torch.tensor([3, 2])
+    with torch.no_grad():
+        outputs, last = model.encode(ids, lengths)  # (2, 3, 2H), (2, 2H)
+        logits, weights = model(ids, lengths)
+    pooled = torch.stack(
+        [
+            torch.cat([last[b], outputs[b, :n].max(0).values, outputs[b, :n].mean(0)])
+            for b, n in enumerate((3, 2))
+        ]
+    )  # (2, 6H)
+    assert model.output.in_features == 3 * 2 * 6 and weights is None
+    torch.testing.assert_close(logits, model.output(pooled))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layernorm_lstm"])
+def test_layer_groups_go_bottom_to_top_and_hold_every_parameter_once(cell):
+    model = _model(cell=cell, num_layers=2)
+    groups = model.layer_groups()
+    assert len(groups) == 4  # embedding, layer 0, layer 1, head
+    assert [id(p) for p in groups[0]] == [id(model.embedding.weight)]
+    assert sorted(id(p) for g in groups for p in g) == sorted(id(p) for p in model.parameters())
+    names = {id(p): n for n, p in model.named_parameters()}
+    if cell == "lstm":  # both directions of a layer in its group
+        assert sorted(names[id(p)] for p in groups[2]) == sorted(
+            f"encoder.{k}_l1{s}"
+            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            for s in ("", "_reverse")
+        )
+    else:
+        assert all(names[id(p)].startswith("encoder.layers.1.") for p in groups[2])
+    assert {names[id(p)].split(".")[0] for p in groups[3]} == {"pool", "ngrams", "output"}
+
+
 def test_the_encoder_is_rnnlab_not_torch_nn():
     for cell, cls in [("rnn", rnnlab.nn.RNN), ("lstm", rnnlab.nn.LSTM), ("gru", rnnlab.nn.GRU)]:
         assert type(_model(cell=cell).encoder) is cls
@@ -106,7 +142,16 @@ def test_config_round_trip_and_rebuild_from_it():
         ("hidden_size", 0, "model.hidden_size: expected an integer >= 1, received 0"),
         ("num_classes", 1, "model.num_classes: expected an integer >= 2, received 1"),
         ("cell", "transformer", "model.cell: expected one of rnn, lstm, gru, .*received 'transformer'"),
-        ("pooling", "sum", "model.pooling: expected one of last, mean, max, attention, received 'sum'"),
+        (
+            "pooling",
+            "sum",
+            "model.pooling: expected one of last, mean, max, attention, concat, received 'sum'",
+        ),
+        (
+            "init",
+            "  ",
+            r"model.init: expected a charlm run folder \(or two, FWD,BWD\) or None, received '  '",
+        ),
         ("dropout", 1.0, r"model.dropout: expected a probability in \[0, 1\), received 1.0"),
     ],
 )

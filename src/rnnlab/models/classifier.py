@@ -13,7 +13,13 @@ The pooling turns the encoder's outputs into one vector per text:
   first), concatenated;
 * ``mean`` / ``max``: over the valid time steps only;
 * ``attention``: :class:`rnnlab.nn.AttentionPooling` (Yang et al. 2016), whose weights tell which tokens the
-  decision rests on.
+  decision rests on;
+* ``concat``: ``[last, max, mean]`` side by side, (B, 3*D*H): ULMFiT's concat pooling (Howard & Ruder 2018),
+  which keeps the final state and the strongest and average signal of every step.
+
+For fine-tuning a pretrained encoder (:mod:`rnnlab.models.transfer`, :mod:`rnnlab.training.finetune`),
+:meth:`RecurrentClassifier.layer_groups` cuts the model into groups bottom to top: the embedding, each
+recurrent layer, and the head (pooling, the wide part, the output layer).
 
 Beside this deep part, an optional wide part (``ngram_order > 0``, see :mod:`rnnlab.models.ngrams`): the
 mean vector of the text's hashed token n-grams, concatenated to the pooled vector before the output
@@ -25,6 +31,7 @@ References:
     Yang et al. (2016), Hierarchical attention networks for document classification (attention pooling).
     Zhou et al. (2016), Attention-based bidirectional LSTM networks for relation classification.
     Joulin et al. (2017), Bag of tricks for efficient text classification (the wide part's n-gram mean).
+    Howard & Ruder (2018), Universal language model fine-tuning for text classification (concat pooling).
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ __all__ = ["ClassifierConfig", "RecurrentClassifier", "PaddedEncoder", "ENCODERS
 # Encoder layers by name, resolved in one place (RecurrentClassifier.__init__); the torch.nn drop-ins take
 # PackedSequences, the variants run inside a PaddedEncoder.
 ENCODERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU, **VARIANTS}
-POOLINGS = ("last", "mean", "max", "attention")
+POOLINGS = ("last", "mean", "max", "attention", "concat")
+_POOLED_STATES = {"concat": 3}  # pooled vector size in units of D*H (1 for the others)
 
 
 @dataclass
@@ -63,7 +71,7 @@ class ClassifierConfig:
     hidden_size: int = 128  # H, per direction
     num_layers: int = 1  # stacked recurrent layers
     bidirectional: bool = True  # read the text both ways (D = 2)
-    pooling: str = "attention"  # "last" | "mean" | "max" | "attention"
+    pooling: str = "attention"  # "last" | "mean" | "max" | "attention" | "concat" (last, max, mean)
     attention_size: int = 128  # hidden size of the attention pooling's scoring MLP
     embedding_dropout: float = 0.3  # dropout on the token vectors
     rnn_dropout: float = 0.0  # dropout between stacked layers (num_layers > 1 only)
@@ -76,6 +84,9 @@ class ClassifierConfig:
     ngram_order: int = 3  # n-grams of 1..ngram_order consecutive tokens; 0: no wide part
     ngram_buckets: int = 262144  # rows of the n-gram hash table (2^18)
     ngram_dim: int = 32  # G, size of each n-gram vector
+    # charlm run folder(s) the embedding and encoder start from: "FWD" or "FWD,BWD" (rnnlab.models.transfer);
+    # None: random initialisation. Read by the task's train(); the model itself never opens it.
+    init: str | None = None
 
     def validate(self) -> ClassifierConfig:
         """Check every field; raises ValueError naming the field, the expected and the received value.
@@ -114,6 +125,10 @@ class ClassifierConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"model.{name}: expected a probability in [0, 1), received {value!r}")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
+            raise ValueError(
+                f"model.init: expected a charlm run folder (or two, FWD,BWD) or None, received {self.init!r}"
+            )
         if self.vocab_size and not 0 <= self.padding_idx < self.vocab_size:
             raise ValueError(
                 f"model.padding_idx: expected in [0, {self.vocab_size}), received {self.padding_idx}"
@@ -188,6 +203,17 @@ class PaddedEncoder(nn.Module):
         return x, torch.cat(last, dim=-1)  # (B, T, D*H), (B, D*H)
 
 
+def _mean(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """Mean over the valid steps: outputs (B, T, D*H), zero at padding -> (B, D*H)."""
+    return outputs.sum(1) / lengths.to(outputs.device, outputs.dtype).unsqueeze(1)
+
+
+def _max(outputs: Tensor, mask: Tensor) -> Tensor:
+    """Max over the valid steps: outputs (B, T, D*H), mask (B, T) True at tokens -> (B, D*H)."""
+    filled = outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min)  # (B, T, D*H)
+    return filled.max(dim=1).values
+
+
 class RecurrentClassifier(nn.Module):
     """Embedding -> recurrent encoder -> pooling -> linear, built only from :mod:`rnnlab.nn` layers.
 
@@ -235,7 +261,25 @@ class RecurrentClassifier(nn.Module):
         )
         wide = c.ngram_dim if c.ngram_order else 0
         self.dropout = nn.Dropout(c.dropout)
-        self.output = nn.Linear(directions * c.hidden_size + wide, c.num_classes)
+        pooled = _POOLED_STATES.get(c.pooling, 1) * directions * c.hidden_size
+        self.output = nn.Linear(pooled + wide, c.num_classes)
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The parameters cut into groups, bottom to top: the embedding, recurrent layer 0, ..., L-1, then
+        the head (attention pooling, the wide part, the output layer). Every parameter appears once."""
+        groups: list[list[nn.Parameter]] = [list(self.embedding.parameters())]
+        L = self.config.num_layers
+        if isinstance(self.encoder, PaddedEncoder):
+            groups += [list(layer.parameters()) for layer in self.encoder.layers]
+        else:  # torch.nn names: weight_ih_l{l}, weight_hh_l{l}_reverse, ...
+            by_layer: list[list[nn.Parameter]] = [[] for _ in range(L)]
+            for name, p in self.encoder.named_parameters():
+                layer = int(name.rsplit("_l", 1)[1].split("_")[0])
+                by_layer[layer].append(p)
+            groups += by_layer
+        seen = {id(p) for g in groups for p in g}
+        groups.append([p for p in self.parameters() if id(p) not in seen])
+        return groups
 
     def encode(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Run the encoder; returns outputs (B, T, D*H) (zero at padding) and the last layer's final hidden
@@ -263,17 +307,16 @@ class RecurrentClassifier(nn.Module):
         mask = lengths_to_mask(lengths.to(ids.device), ids.shape[1])  # (B, T), True = token
         weights = None
         pooling = self.config.pooling
-        if pooling == "last":
+        if pooling == "attention":
+            pooled, weights = self.pool(outputs, mask=mask)  # (B, D*H), (B, T)
+        elif pooling == "last":
             pooled = last  # (B, D*H)
         elif pooling == "mean":
-            pooled = outputs.sum(1) / lengths.to(outputs.device, outputs.dtype).unsqueeze(
-                1
-            )  # (B, D*H); pads are 0
+            pooled = _mean(outputs, lengths)  # (B, D*H)
         elif pooling == "max":
-            filled = outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min)  # (B, T, D*H)
-            pooled = filled.max(dim=1).values  # (B, D*H)
-        else:
-            pooled, weights = self.pool(outputs, mask=mask)  # (B, D*H), (B, T)
+            pooled = _max(outputs, mask)  # (B, D*H)
+        else:  # concat
+            pooled = torch.cat([last, _max(outputs, mask), _mean(outputs, lengths)], dim=-1)  # (B, 3*D*H)
         if self.ngrams is not None:  # the wide part beside the deep one
             pooled = torch.cat([pooled, self.ngrams(ids, lengths)], dim=-1)  # (B, D*H + G)
         logits = self.output(self.dropout(pooled))  # (B, C)
