@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import time
 import uuid
@@ -88,6 +89,18 @@ class _Metrics:
         self.batch_jobs = Histogram(
             "rnnlab_batch_requests", "requests per forward pass", registry=r, buckets=(1, 2, 4, 8, 16, 32, 64)
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text; with several worker processes (prometheus_client's multiprocess mode, see
+        :mod:`rnnlab.serve.workers`) the sums over all of them, read from their files."""
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not folder:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=folder)
+        return generate_latest(registry)
 
     def on_batch(self, n_items: int, n_jobs: int) -> None:
         self.batch.observe(n_items)
@@ -210,8 +223,9 @@ def _check_texts(texts: list[str], limits: ServeLimits) -> None:
             raise ApiError(422, "empty_text", f"texts[{i}]: empty or whitespace-only text; nothing to read")
 
 
-def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None) -> FastAPI:
-    """The app serving ``run_dir`` (loaded now, once), or an already loaded backend."""
+def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None, workers: int = 1) -> FastAPI:
+    """The app serving ``run_dir`` (loaded now, once), or an already loaded backend; ``workers``: how many
+    processes serve it (see :mod:`rnnlab.serve.workers`), reported by ``/info``."""
     limits = limits or ServeLimits()
     backend = run_dir if isinstance(run_dir, Backend) else load_backend(run_dir)
     metrics = _Metrics()
@@ -286,11 +300,11 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None)
 
     @app.get("/info")
     async def info():
-        return {**backend.info(), "limits": vars(limits)}
+        return {**backend.info(), "limits": vars(limits), "pid": os.getpid(), "workers": workers}
 
     @app.get("/metrics")
     async def prometheus():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/predict")
     async def predict(request: Request):

@@ -13,7 +13,7 @@ from pathlib import Path
 from rnnlab.data import DataError
 from rnnlab.tasks import task_of_run
 
-__all__ = ["Backend", "load_backend", "ENDPOINTS"]
+__all__ = ["Backend", "check_run", "load_backend", "ENDPOINTS"]
 
 # Which POST endpoint serves which task.
 ENDPOINTS = {
@@ -139,8 +139,9 @@ class ForecastBackend(Backend):
 _BACKENDS = {b.task: b for b in (ClassifierBackend, TranslatorBackend, GeneratorBackend, ForecastBackend)}
 
 
-def load_backend(run_dir: str | Path) -> Backend:
-    """The backend of the run's task; a DataError names a folder that is no run or a task not served."""
+def check_run(run_dir: str | Path) -> str:
+    """The task of a run folder that can be served (no model is loaded); a DataError names a folder that is
+    no run or a task not served."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"RUN_DIR: expected a run folder written by train, received {str(run_dir)!r}")
@@ -149,4 +150,9 @@ def load_backend(run_dir: str | Path) -> Backend:
         raise DataError(
             f"RUN_DIR {str(run_dir)!r}: task {task!r}; rnnlab serve serves {', '.join(sorted(_BACKENDS))}"
         )
-    return _BACKENDS[task](run_dir)
+    return task
+
+
+def load_backend(run_dir: str | Path) -> Backend:
+    """The backend of the run's task; a DataError names a folder that is no run or a task not served."""
+    return _BACKENDS[check_run(run_dir)](Path(run_dir))

@@ -44,6 +44,12 @@ def add_subcommands(commands) -> None:
     serve.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by train")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each loading the run, sharing the port (default 1); /metrics sums them all",
+    )
     for f in fields(ServeLimits):
         serve.add_argument(
             f"--{f.name.replace('_', '-')}",
@@ -67,16 +73,24 @@ def run_serve(args) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port: expected 0 to 65535, received {args.port}")
+    if args.workers < 1:
+        raise UserError(f"--workers: expected a number >= 1, received {args.workers}")
     try:
         limits = ServeLimits(**{f.name: getattr(args, f.name) for f in fields(ServeLimits)})
     except ValueError as e:
         raise UserError(f"--{str(e).replace('_', '-', 2)}") from None
+    options = {"log_level": "info", "access_log": False, "timeout_graceful_shutdown": 30}
+    if args.workers > 1:
+        from rnnlab.serve.backends import check_run
+        from rnnlab.serve.workers import run_workers
+
+        check_run(args.run_dir)  # here, once, before any worker starts (each worker loads the model)
+        run_workers(args.run_dir, limits, args.host, args.port, args.workers, **options)
+        return 0
     app = create_app(args.run_dir, limits)
     # uvicorn shuts down gracefully on SIGTERM / SIGINT (requests in flight finish), then raises the signal
     # again under the handler it found: a no-op one here, so that the exit is a clean status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level="info", access_log=False, timeout_graceful_shutdown=30
-    )
+    uvicorn.run(app, host=args.host, port=args.port, **options)
     return 0
