@@ -74,7 +74,7 @@ def test_detach_state_cuts_the_graph():
     ("field", "value", "message"),
     [
         ("cell", "tcn", "model.cell: expected one of"),
-        ("hidden_size", 0, "model.hidden_size"),
+        ("hidden_size", -1, "model.hidden_size"),  # 0 means "sized by the task for its budget"
         ("weight_drop", 1.0, "model.weight_drop"),
         ("vocab_size", 2, "model.vocab_size"),
     ],

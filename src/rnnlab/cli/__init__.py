@@ -53,6 +53,7 @@ _TASK_OPTIONS = {
     "text_column": "--text-column applies to labelled data files only",
     "label_column": "--label-column applies to labelled data files only",
     "backtest": "--backtest applies to forecast runs only (rolling origins before the holdout)",
+    "dynamic_eval": "--dynamic-eval applies to charlm runs only (the model adapts to the text as it scores)",
 }
 _DASH_HINT = "a text that starts with '-' goes after '--', e.g. rnnlab predict RUN_DIR -- -text"
 
@@ -213,6 +214,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--backtest", type=int, metavar="K", help="forecast runs: also score K earlier origins"
     )
+    evaluate.add_argument(
+        "--dynamic-eval", type=float, nargs="?", const=0.1, metavar="LR",
+        help="charlm runs: also score with dynamic evaluation (SGD on each scored chunk; LR default 0.1)",
+    )  # fmt: skip
     evaluate.set_defaults(hook="run_evaluate")
 
     predict = _sub(

@@ -12,6 +12,18 @@ Regularizers (Merity, Keskar & Socher 2017; Gal & Ghahramani 2016): ``embedding_
 masks). ``tie_weights`` shares the embedding matrix with the output layer (Press & Wolf 2017; Inan et al.
 2017); when the hidden size differs from the embedding size a linear projection H -> E comes first.
 
+``reverse`` marks a backward LM: the task feeds it every text right to left (the model itself reads ids in
+the order given), so a bidirectional classifier can take its reverse direction from it
+(:mod:`rnnlab.models.transfer`).
+
+**Model size for a budget** (:func:`hidden_size_for_budget`). A step over one character costs about six
+floating-point operations per parameter (forward and backward), so a time budget buys a fixed number of
+parameter x character products, ``K = N x C``: a bigger model reads fewer characters. Following Hoffmann et
+al. (2022), whose compute-optimal models read about 20 tokens per parameter, the rule takes the largest
+hidden size ``H`` (a multiple of 64 in [128, 1024]) whose model of ``N(H)`` parameters still reads
+``C = K / N(H) >= 20 N(H)`` characters, counting at most 4 passes over the training text (Muennighoff et al.
+2023: up to about four passes, repeated text is worth nearly as much as new text).
+
 Dimension legend: B batch, T time, E embedding size, H hidden size, L layers, V vocabulary size.
 """
 
@@ -26,7 +38,17 @@ from rnnlab.nn.recurrent import GRU, LSTM
 from rnnlab.nn.regularizers import VariationalDropoutLSTM, WeightDrop
 from rnnlab.nn.variants import LayerNormGRU, LayerNormLSTM
 
-__all__ = ["CharLMConfig", "CharLM", "CELLS", "detach_state"]
+__all__ = [
+    "CharLMConfig",
+    "CharLM",
+    "CELLS",
+    "detach_state",
+    "parameter_count",
+    "hidden_size_for_budget",
+    "CHARS_PER_PARAMETER",
+    "MAX_PASSES",
+    "HIDDEN_SIZES",
+]
 
 CELLS = {
     "lstm": LSTM,
@@ -36,6 +58,9 @@ CELLS = {
     "variational_dropout_lstm": VariationalDropoutLSTM,
 }
 State = Tensor | tuple[Tensor, Tensor]
+CHARS_PER_PARAMETER = 20  # characters read per parameter at the compute-optimal size (Hoffmann et al. 2022)
+MAX_PASSES = 4  # passes over the training text that count as new characters (Muennighoff et al. 2023)
+HIDDEN_SIZES = tuple(range(128, 1025, 64))  # the sizes the rule picks from
 
 
 @dataclass
@@ -45,19 +70,20 @@ class CharLMConfig:
     vocab_size: int = 0  # V, <pad> and <unk> included; set by the task from the training text
     embedding_dim: int = 128  # E
     cell: str = "lstm"  # one of CELLS
-    hidden_size: int = 512  # H
+    hidden_size: int = 512  # H; 0: chosen by the task for its time budget (hidden_size_for_budget)
     num_layers: int = 1  # L
     dropout: float = 0.0  # between layers (lstm / gru / layernorm_*); the masks of variational_dropout_lstm
     embedding_dropout: float = 0.0  # on the character vectors
     output_dropout: float = 0.1  # on the stack's output, before the output layer
     weight_drop: float = 0.0  # DropConnect on every recurrent matrix weight_hh (AWD-LSTM)
     tie_weights: bool = False  # share the embedding matrix with the output layer
+    reverse: bool = False  # a backward LM: the task gives it every text right to left
 
     def validate(self) -> CharLMConfig:
         """Check every field; raises ValueError naming the field, the expected and the received value."""
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
             value = getattr(self, name)
-            if name == "vocab_size" and value == 0:
+            if name in ("vocab_size", "hidden_size") and value == 0:
                 continue
             low = 3 if name == "vocab_size" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -115,6 +141,11 @@ class CharLM(nn.Module):
         config = CharLMConfig.from_dict(config.to_dict())
         if config.vocab_size < 3:
             raise ValueError(f"model.vocab_size: expected an integer >= 3, received {config.vocab_size}")
+        if config.hidden_size < 1:
+            raise ValueError(
+                f"model.hidden_size: expected an integer >= 1 (0 is resolved by the task), received "
+                f"{config.hidden_size}"
+            )
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
         self.rnn = _build_stack(config)
@@ -152,3 +183,35 @@ class CharLM(nn.Module):
             logits.append(out[0, 0])
             cells.append((state[1] if isinstance(state, tuple) else state)[-1, 0])
         return torch.stack(logits), torch.stack(cells)
+
+
+def parameter_count(config: CharLMConfig) -> int:
+    """N: the parameters of the model ``config`` describes (built on the meta device: no memory, no init)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in CharLM(config).parameters())
+
+
+def hidden_size_for_budget(compute: float, train_chars: int, config: CharLMConfig) -> int:
+    """The hidden size the budget rule picks (module docstring).
+
+    Args:
+        compute: K, what the budget buys as parameters x characters (a measured rate in characters per
+            second of a model of N parameters, times N, times the seconds).
+        train_chars: the training text's length; at most ``MAX_PASSES`` passes over it count.
+        config: the rest of the model (vocabulary, embedding, cell, layers); its ``hidden_size`` is ignored.
+
+    Returns:
+        The largest H of :data:`HIDDEN_SIZES` with ``min(K / N(H), MAX_PASSES x train_chars) >= 20 N(H)``,
+        or the smallest when none fits.
+    """
+    if not compute > 0 or train_chars < 1:
+        raise ValueError(
+            f"hidden_size_for_budget: expected compute > 0 and train_chars >= 1, received {compute!r} and "
+            f"{train_chars!r}"
+        )
+    best = HIDDEN_SIZES[0]
+    for size in HIDDEN_SIZES:
+        n = parameter_count(CharLMConfig.from_dict({**config.to_dict(), "hidden_size": size}))
+        if min(compute / n, MAX_PASSES * train_chars) >= CHARS_PER_PARAMETER * n:
+            best = size
+    return best
