@@ -42,8 +42,15 @@ instead (:func:`readable_direction`), at the readable path's cost.
 The layers hand padded input only (LayerNormLSTM takes no PackedSequence), so every step has B rows.
 float32, float64, bfloat16 and float16: the kernels compute in float32 (float64 for float64 layers), the
 state c, the workspace and the gradients carried back through time are float32 for bfloat16 / float16
-layers, and what feeds a matrix product (h, dGh, dGx) is in the layer's dtype. ``TRITON_INTERPRET`` is
-read when this module is imported, as for :mod:`._triton_kernels`.
+layers, and what feeds a matrix product (h, dGh, dGx) is in the layer's dtype; so is ``dh_acc``, which
+is the product ``dGh W_hh`` alone, written there by cuBLAS. ``TRITON_INTERPRET`` is read when this
+module is imported, as for :mod:`._triton_kernels`.
+
+Host side, as in :mod:`._triton_backend`: the launches run under the tensors' CUDA device
+(:func:`._triton_backend.device_guard`), the per-step products write into buffers allocated once per
+call, and the step kernels take whole buffers and unspecialized row offsets (``row0``: the step's first
+row in the ``(N, .)`` buffers; ``prev0``: the previous state's in its buffer), one compiled kernel for
+every step.
 
 Dimension legend: T steps, B batch, N = T * B rows, H_in input size, H hidden size.
 """
@@ -57,6 +64,7 @@ from torch import Tensor
 from torch.nn import functional as TF
 
 from ._layout import Steps
+from ._triton_backend import on_tensor_device, prev_state
 
 __all__ = ["LayerNormLSTMDirection", "forward", "backward"]
 
@@ -108,21 +116,23 @@ def ln_rows_backward(
     tl.store(da_ptr + r * F + j, (rstd * (dxh - s1 - xhat * s2)).to(da_ptr.dtype.element_ty), mask=m)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["row0", "prev0"])
 def ln_lstm_forward(
     gx_ptr, gh_ptr, a_hh_ptr, b_hh_ptr, a_c_ptr, b_c_ptr, cprev_ptr,
-    gates_ptr, xh_hh_ptr, rstd_hh_ptr, c_ptr, xh_c_ptr, rstd_c_ptr, h_ptr, H, eps_hh, eps_c,
+    gates_ptr, xh_hh_ptr, rstd_hh_ptr, c_ptr, xh_c_ptr, rstd_c_ptr, h_ptr, row0, prev0, H, eps_hh, eps_c,
     ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """One step of one row: LN_hh of gh's 4H features, the gates, c, LN_c of c's H features, h."""
-    r = tl.program_id(0)
+    q = tl.program_id(0).to(tl.int64)  # the row within the step: gh (step-local)
+    r = row0 + q  # the row in the sequence buffers
     j = tl.arange(0, BLOCK)  # hidden unit; gate k of unit j is at r * 4H + k * H + j
     m = j < H
     g0 = r * 4 * H + j
-    p0 = tl.load(gh_ptr + g0, mask=m, other=0.0).to(ACC)
-    p1 = tl.load(gh_ptr + g0 + H, mask=m, other=0.0).to(ACC)
-    p2 = tl.load(gh_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
-    p3 = tl.load(gh_ptr + g0 + 3 * H, mask=m, other=0.0).to(ACC)
+    l0 = q * 4 * H + j
+    p0 = tl.load(gh_ptr + l0, mask=m, other=0.0).to(ACC)
+    p1 = tl.load(gh_ptr + l0 + H, mask=m, other=0.0).to(ACC)
+    p2 = tl.load(gh_ptr + l0 + 2 * H, mask=m, other=0.0).to(ACC)
+    p3 = tl.load(gh_ptr + l0 + 3 * H, mask=m, other=0.0).to(ACC)
     mean = tl.reduce(p0 + p1 + p2 + p3, 0, _add) / (4 * H)  # the 4 blocks summed lane-wise, then the row
     p0 = tl.where(m, p0 - mean, 0.0)
     p1 = tl.where(m, p1 - mean, 0.0)
@@ -147,7 +157,7 @@ def ln_lstm_forward(
     forgetgate = 1.0 / (1.0 + tl.exp(-a_f))
     cellgate = 2.0 / (1.0 + tl.exp(-2.0 * a_g)) - 1.0
     outgate = 1.0 / (1.0 + tl.exp(-a_o))
-    c_prev = tl.load(cprev_ptr + r * H + j, mask=m, other=0.0).to(ACC)
+    c_prev = tl.load(cprev_ptr + (prev0 + q) * H + j, mask=m, other=0.0).to(ACC)
     c = forgetgate * c_prev + ingate * cellgate
     mean_c = tl.reduce(tl.where(m, c, 0.0), 0, _add) / H
     d_c = tl.where(m, c - mean_c, 0.0)
@@ -173,19 +183,22 @@ def ln_lstm_forward(
     tl.store(h_ptr + r * H + j, h.to(h_ptr.dtype.element_ty), mask=m)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["row0", "prev0"])
 def ln_lstm_backward(
     dy_ptr, dh_ptr, dc_ptr, gates_ptr, xh_hh_ptr, rstd_hh_ptr, a_hh_ptr, xh_c_ptr, rstd_c_ptr,
-    a_c_ptr, b_c_ptr, cprev_ptr, dg_ptr, dgh_ptr, dyc_ptr, H, ACC: tl.constexpr, BLOCK: tl.constexpr,
+    a_c_ptr, b_c_ptr, cprev_ptr, dg_ptr, dgh_ptr, dyc_ptr, row0, prev0, H,
+    ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """One step of one row, backward (the equations in the module docstring): dG, dGh and dy_c are
     stored; dc_prev = dc * f is written over dc_acc (``dc_ptr``); the caller sets dh_acc = dGh W_hh."""
-    r = tl.program_id(0)
+    q = tl.program_id(0).to(tl.int64)  # the row within the step: dh_acc, dc_acc (step-local)
+    r = row0 + q  # the row in the sequence buffers
     j = tl.arange(0, BLOCK)
     m = j < H
     g0 = r * 4 * H + j
     u = r * H + j
-    dh = tl.load(dy_ptr + u, mask=m, other=0.0).to(ACC) + tl.load(dh_ptr + u, mask=m, other=0.0).to(ACC)
+    v = q * H + j
+    dh = tl.load(dy_ptr + u, mask=m, other=0.0).to(ACC) + tl.load(dh_ptr + v, mask=m, other=0.0).to(ACC)
     i = tl.load(gates_ptr + g0, mask=m, other=0.0).to(ACC)
     f = tl.load(gates_ptr + g0 + H, mask=m, other=0.0).to(ACC)
     g = tl.load(gates_ptr + g0 + 2 * H, mask=m, other=0.0).to(ACC)
@@ -199,8 +212,8 @@ def ln_lstm_backward(
     dxc = dyc * alpha_c  # 0 on masked lanes (alpha_c loads 0 there)
     rstd_c = tl.load(rstd_c_ptr + r).to(ACC)
     dc_ln = rstd_c * (dxc - tl.reduce(dxc, 0, _add) / H - xh_c * (tl.reduce(dxc * xh_c, 0, _add) / H))
-    dc = tl.load(dc_ptr + u, mask=m, other=0.0).to(ACC) + dc_ln
-    c_prev = tl.load(cprev_ptr + u, mask=m, other=0.0).to(ACC)
+    dc = tl.load(dc_ptr + v, mask=m, other=0.0).to(ACC) + dc_ln
+    c_prev = tl.load(cprev_ptr + (prev0 + q) * H + j, mask=m, other=0.0).to(ACC)
     d_i = tl.where(m, dc * g * i * (1.0 - i), 0.0)
     d_f = tl.where(m, dc * c_prev * f * (1.0 - f), 0.0)
     d_g = tl.where(m, dc * i * (1.0 - g * g), 0.0)
@@ -228,7 +241,7 @@ def ln_lstm_backward(
     tl.store(dg_ptr + g0 + 2 * H, d_g.to(ws), mask=m)
     tl.store(dg_ptr + g0 + 3 * H, d_o.to(ws), mask=m)
     tl.store(dyc_ptr + u, dyc.to(ws), mask=m)
-    tl.store(dc_ptr + u, (dc * f).to(dc_ptr.dtype.element_ty), mask=m)
+    tl.store(dc_ptr + v, (dc * f).to(dc_ptr.dtype.element_ty), mask=m)
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -244,6 +257,7 @@ def _warps(block: int) -> int:
     return 4 if block <= 512 else 8
 
 
+@on_tensor_device
 def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor | None,
             ln_ih: tuple, ln_hh: tuple, ln_c: tuple, reverse: bool) -> tuple[Tensor, ...]:  # fmt: skip
     """One direction over padded ``x`` (T, B, H_in) from ``(h0, c0)`` (B, H); each ``ln_*`` is
@@ -271,13 +285,13 @@ def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias:
     gates, xh_hh, rstd_hh = new(st.N, G), new(st.N, G), new(st.N)
     cs, xh_c, rstd_c = new(st.N, H), new(st.N, H), new(st.N)
     out = x2.new_empty(st.N, H)  # h feeds the next product: the layer's dtype
+    gh = x2.new_empty(B, G)  # every step's h_prev W_hh^T
     for t in st.order:
-        rows = st.rows(t)
-        gh = st.prev_rows(out, h0, t) @ w_hh.t()  # (B, 4H)
+        torch.mm(st.prev_rows(out, h0, t), w_hh.t(), out=gh)  # (B, 4H)
+        c_prev, prev0 = prev_state(st, cs, c0a, t)
         ln_lstm_forward[(B,)](
-            gx[rows], gh, ln_hh[0], ln_hh[1], ln_c[0], ln_c[1], st.prev_rows(cs, c0a, t), gates[rows],
-            xh_hh[rows], rstd_hh[rows], cs[rows], xh_c[rows], rstd_c[rows], out[rows], H, ln_hh[2],
-            ln_c[2], ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
+            gx, gh, ln_hh[0], ln_hh[1], ln_c[0], ln_c[1], c_prev, gates, xh_hh, rstd_hh, cs, xh_c, rstd_c,
+            out, st.off[t], prev0, H, ln_hh[2], ln_c[2], ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
         )  # fmt: skip
     last = st.order[-1]  # the step processed last holds every sequence's final state
     hn, cn = out[st.rows(last)].clone(), cs[st.rows(last)].to(c0.dtype, copy=True)
@@ -285,6 +299,7 @@ def forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias:
     return out.view(T, B, H), hn, cn, ws
 
 
+@on_tensor_device
 def backward(dy: Tensor, dhn: Tensor, dcn: Tensor, ws: tuple, h0: Tensor, c0: Tensor, w_ih: Tensor,
              w_hh: Tensor, ln_ih: tuple, ln_hh: tuple, ln_c: tuple,
              reverse: bool) -> list[Tensor]:  # fmt: skip
@@ -303,21 +318,18 @@ def backward(dy: Tensor, dhn: Tensor, dcn: Tensor, ws: tuple, h0: Tensor, c0: Te
     acc = _acc_dtype(x2.dtype)
     h0, c0a = h0.contiguous(), c0.to(acc).contiguous()
     dy = dy.reshape(N, H).contiguous()  # (N, H)
-    dh_acc = dhn.to(acc, memory_format=torch.contiguous_format, copy=True)  # (B, H): from the later steps
+    # (B, H): from the later steps; dGh W_hh alone, so in the products' dtype, written by cuBLAS in place
+    dh_acc = dhn.to(x2.dtype, memory_format=torch.contiguous_format, copy=True)
     dc_acc = dcn.to(acc, memory_format=torch.contiguous_format, copy=True)  # (B, H): from the later steps
     dg, dyc = x2.new_empty(N, G, dtype=acc), x2.new_empty(N, H, dtype=acc)
     dgh = x2.new_empty(N, G)  # feeds the products: the layer's dtype
     for t in reversed(st.order):
-        rows = st.rows(t)
+        c_prev, prev0 = prev_state(st, cs, c0a, t)
         ln_lstm_backward[(B,)](
-            dy[rows], dh_acc, dc_acc, gates[rows], xh_hh[rows], rstd_hh[rows], ln_hh[0], xh_c[rows],
-            rstd_c[rows], ln_c[0], ln_c[1], st.prev_rows(cs, c0a, t), dg[rows], dgh[rows], dyc[rows], H,
-            ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
+            dy, dh_acc, dc_acc, gates, xh_hh, rstd_hh, ln_hh[0], xh_c, rstd_c, ln_c[0], ln_c[1], c_prev, dg,
+            dgh, dyc, st.off[t], prev0, H, ACC=ACC, BLOCK=block_h, num_warps=_warps(block_h),
         )  # fmt: skip
-        if dh_acc.dtype == dgh.dtype:
-            torch.mm(dgh[rows], w_hh, out=dh_acc)  # dh_prev = dGh W_hh: (B, H)
-        else:
-            dh_acc.copy_(dgh[rows] @ w_hh)  # bfloat16 product (float32 accumulation), float32 state
+        torch.mm(dgh[st.rows(t)], w_hh, out=dh_acc)  # dh_prev = dGh W_hh: (B, H)
     dgx = x2.new_empty(N, G)
     ln_rows_backward[(N,)](
         dg, xh_ih, rstd_ih, ln_ih[0], dgx, G, ACC=ACC, BLOCK=block_g, num_warps=_warps(block_g)
