@@ -11,6 +11,17 @@ The motivating example of the second seed note: tell positive from negative shop
 A run folder holds ``config.json`` (the resolved config), ``run.json`` (task, data split with fingerprints),
 ``metrics.csv`` (one row per epoch), the checkpoints ``best/`` and ``last/`` and, for the bundled data sets,
 ``test_metrics.json``. The ``run_*`` functions at the end are the command line's hooks (see rnnlab.tasks).
+
+Transfer (ULMFiT, Howard & Ruder 2018): ``model.init=RUN`` (``--init RUN``, or ``--init FWD,BWD`` with a
+backward LM) starts the embedding and the encoder from charlm runs (:mod:`rnnlab.tasks.pretrained`,
+:mod:`rnnlab.models.transfer`), then fine-tunes as the ``finetune`` section says (discriminative rates,
+gradual unfreezing, slanted triangular schedule: :mod:`rnnlab.training.finetune`). Sizes left at their
+defaults take the LM's; ``data.tokenizer=auto`` becomes ``char``. ``run.json``'s ``init`` records the
+coverage of the vocabulary.
+
+Automatic rules adapt only what the user left at its default (a value equal to the default counts as left
+there): the small-data rule (:func:`adapt_epochs`) and the transfer's sizes. What they changed is in
+``config.json``'s ``adapted`` (key -> from, to, why) and in a note on stderr.
 """
 
 from __future__ import annotations
@@ -34,12 +45,15 @@ from rnnlab.data import (
     make_tokenizer,
 )
 from rnnlab.data.sources import read_labeled_file
-from rnnlab.inference.predictor import Predictor, encode_texts
+from rnnlab.data.text import encode_texts
+from rnnlab.inference.predictor import Predictor
 from rnnlab.models.classifier import ClassifierConfig, RecurrentClassifier
-from rnnlab.tasks import runs
+from rnnlab.models.transfer import load_encoder
+from rnnlab.tasks import pretrained, runs
 from rnnlab.tasks.config import ConfigError, config_to_dict
 from rnnlab.tasks.runs import RUN_FILES
 from rnnlab.training import TrainerConfig, accuracy, confusion_matrix, linear_baseline, macro_f1
+from rnnlab.training.finetune import FinetuneConfig, finetune_hooks
 
 __all__ = [
     "DataConfig",
@@ -55,7 +69,7 @@ __all__ = [
 TASK = "sentiment"
 FORMATS = (".csv", ".tsv", ".jsonl")  # what read_labeled_file reads
 PATHS = ("data.dataset", "data.valid_path")  # config keys that may hold file paths (stored resolved)
-DERIVED = ("model.vocab_size", "model.num_classes", "model.padding_idx")  # set by train() from the data
+DERIVED = ("model.vocab_size", "model.num_classes", "model.padding_idx", "adapted")  # set by train()
 ADAPT_MIN_TEXTS = 1000  # adapt_epochs applies from this many training texts on
 RENAMED: dict[str, str] = {}  # old config key -> new one (none yet)
 TRAIN_SHORTCUTS = {  # option of `rnnlab train sentiment` -> the config key it sets
@@ -63,6 +77,7 @@ TRAIN_SHORTCUTS = {  # option of `rnnlab train sentiment` -> the config key it s
     "valid": "data.valid_path",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
+    "init": "model.init",
 }
 
 
@@ -107,6 +122,10 @@ class SentimentConfig:
     data: DataConfig = field(default_factory=DataConfig)  # texts, tokenizer, vocabulary, batches
     model: ClassifierConfig = field(default_factory=ClassifierConfig)  # embedding -> encoder -> pooling
     train: TrainerConfig = field(default_factory=_default_train)  # optimizer, schedule, early stopping
+    # how a pretrained encoder (model.init) is fine-tuned; ignored without model.init
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # set by train(): what an automatic rule changed, {"train.epochs": {"from": 6, "to": 14, "why": ...}}
+    adapted: dict = field(default_factory=dict)
 
 
 Config = SentimentConfig  # the task's config root, under the name every task uses
@@ -212,6 +231,7 @@ def train(
         config or SentimentConfig(), run_dir, resume, overwrite, TASK, PATHS, DATASETS, FORMATS
     )
     cfg = config.data
+    lms = _prepare_init(config)  # the pretrained LMs of model.init, or None
 
     # data
     splits = load_splits(cfg)
@@ -224,16 +244,7 @@ def train(
     seed = config.train.seed
     train_batches = _batches(splits.train, names, tokenizer, vocab, cfg, train=True, seed=seed)
     if len(splits.train) >= ADAPT_MIN_TEXTS:
-        epochs = adapt_epochs(config.train.epochs, len(train_batches), cfg.min_train_steps)
-        if epochs != config.train.epochs:
-            # patience grows with the epochs (a third of them): on small data validation accuracy plateaus
-            # for a few epochs before it climbs again (sentiment_tuning.md)
-            patience = config.train.patience and max(config.train.patience, epochs // 3)
-            print(f"note: {len(splits.train)} training texts; "
-                  f"train.epochs {config.train.epochs} -> {epochs}, "
-                  f"train.patience {config.train.patience} -> {patience} "
-                  f"(data.min_train_steps={cfg.min_train_steps})", file=sys.stderr)  # fmt: skip
-            config.train.epochs, config.train.patience = epochs, patience
+        _adapt_to_small_data(config, len(splits.train), len(train_batches))
     valid_batches = _batches(splits.valid, names, tokenizer, vocab, cfg, train=False)
 
     baseline = _baseline(splits, tokenizer) if cfg.baseline else None
@@ -241,13 +252,23 @@ def train(
     # model
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = RecurrentClassifier(config.model)
+    init, hooks = None, None
+    if lms is not None:  # transfer, then the fine-tuning schedule
+        try:
+            init = load_encoder(model, vocab.tokens, *lms).to_dict()
+        except ValueError as err:
+            raise ConfigError(f"model.init: {err}") from None
+        coverage = ", ".join(f"{d} LM {share:.1%}" for d, share in init["coverage"].items())
+        print(f"note: model.init: {coverage} of the {init['vocab_size']} characters start from the LM; "
+              "the others start fresh", *init["notes"], sep="\nnote: ", file=sys.stderr)  # fmt: skip
+        hooks = finetune_hooks(model.layer_groups(), config.finetune)
     resolved = config_to_dict(config)
     meta = {"task": TASK, "config": resolved, "labels": names, "tokenizer": tokenizer.to_dict()}
     meta["vocab"] = vocab.to_dict()
 
     with run:
         run.write_json("config.json", resolved)
-        record = {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab)}
+        record = {"task": TASK, "data": splits.info, "labels": names, "vocab_size": len(vocab), "init": init}
         run.write_json("run.json", record | {"baseline": baseline})
         # fit
         fit = run.trainer(config.train, TASK).fit(
@@ -259,6 +280,7 @@ def train(
             meta=meta,
             resume=resume,
             restore_best=True,
+            hooks=hooks,
         )
         # score
         test_metrics = None
@@ -271,6 +293,61 @@ def train(
     return TrainResult(
         run.path, fit.best_epoch, fit.best_metrics, test_metrics, fit.history, fit.stopped_early, baseline
     )
+
+
+def _prepare_init(config: SentimentConfig):
+    """With ``model.init``: the LMs (forward, backward or None), the path(s) stored resolved, the sizes and
+    the tokenizer the user left at their defaults set for them (recorded in ``config.adapted``); else None."""
+    if not config.model.init:
+        return None
+    lms = pretrained.read_pretrained(config.model.init)
+    config.model.init = ",".join(lm.source for lm in lms if lm is not None)
+    why = "model.init: the sizes of the pretrained LM"
+    changed = {k: v | {"why": why} for k, v in pretrained.adopt_sizes(config.model, *lms).items()}
+    if config.data.tokenizer == "auto":  # the LMs read characters
+        changed["data.tokenizer"] = {"from": "auto", "to": "char", "why": "model.init: a character LM"}
+        config.data.tokenizer = "char"
+    elif config.data.tokenizer != "char":
+        raise ConfigError(
+            "data.tokenizer: model.init transfers a character LM, which needs data.tokenizer=char (or "
+            f"auto); received {config.data.tokenizer!r}"
+        )
+    _note_adapted(config, changed)
+    return lms
+
+
+def _note_adapted(config: SentimentConfig, changed: dict) -> None:
+    """Record ``changed`` ({key: {from, to, why}}) in ``config.adapted`` and say so on stderr."""
+    for key, change in changed.items():
+        print(f"note: {key} {change['from']} -> {change['to']} ({change['why']}; "
+              f"set {key} yourself to keep another value)", file=sys.stderr)  # fmt: skip
+    config.adapted = {**config.adapted, **changed}
+
+
+def _adapt_to_small_data(config: SentimentConfig, n_texts: int, batches_per_epoch: int) -> None:
+    """The small-data rule (:func:`adapt_epochs`) on what the user left at its default; a value the user
+    set wins, with a note that names the rule's value. A resumed run keeps what its first start chose."""
+    if "train.epochs" in config.adapted:
+        return
+    default, cfg = _default_train(), config.train
+    epochs = adapt_epochs(cfg.epochs, batches_per_epoch, config.data.min_train_steps)
+    if epochs == cfg.epochs:
+        return
+    why = f"{n_texts} training texts, {batches_per_epoch} batches an epoch: data.min_train_steps="
+    why += f"{config.data.min_train_steps}"
+    if cfg.epochs != default.epochs:
+        print(f"note: train.epochs={cfg.epochs} as set (the small-data rule would give {epochs}: {why})",
+              file=sys.stderr)  # fmt: skip
+        return
+    changed = {"train.epochs": {"from": cfg.epochs, "to": epochs, "why": why}}
+    # patience grows with the epochs (a third of them): on small data validation accuracy plateaus for a few
+    # epochs before it climbs again (sentiment_tuning.md)
+    patience = cfg.patience and max(cfg.patience, epochs // 3)
+    if cfg.patience == default.patience and patience != cfg.patience:
+        changed["train.patience"] = {"from": cfg.patience, "to": patience, "why": "a third of train.epochs"}
+        cfg.patience = patience
+    cfg.epochs = epochs
+    _note_adapted(config, changed)
 
 
 def adapt_epochs(epochs: int, batches_per_epoch: int, min_train_steps: int) -> int:
@@ -393,6 +470,7 @@ TRAIN_EXAMPLES = [
     "rnnlab train sentiment --out runs/zh",
     "rnnlab train sentiment --data reviews.csv --out runs/mine model.cell=gru train.epochs=3",
     "rnnlab train sentiment --out runs/zh --print-config > zh.json",
+    "rnnlab train sentiment --init runs/lm-fwd,runs/lm-bwd --out runs/zh-ulmfit model.pooling=concat",
 ]
 
 
@@ -402,6 +480,11 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--valid", help="a validation file (default: hold out data.valid_fraction)")
     parser.add_argument("--text-column", help="text column of a file (default: text)")
     parser.add_argument("--label-column", help="label column of a file (default: label)")
+    parser.add_argument(
+        "--init",
+        help="start the embedding and encoder from a charlm run folder, or two: FWD,BWD (forward and "
+        "backward LMs); fine-tuned as the finetune.* keys say (model.init)",
+    )
 
 
 def summary(result: TrainResult) -> str:
