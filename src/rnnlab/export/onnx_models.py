@@ -122,6 +122,11 @@ class ClassifierModule(nn.Module):
         elif self.pooling == "max":
             filled = outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min)  # (B, T, D*H)
             pooled = filled.max(dim=1).values  # (B, D*H)
+        elif self.pooling == "concat":  # ULMFiT's: last, max, mean side by side, (B, 3*D*H)
+            last = final[0][-self.directions :].transpose(0, 1).reshape(B, -1)  # (D, B, H) -> (B, D*H)
+            filled = outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min)  # (B, T, D*H)
+            mean = outputs.sum(1) / lengths.to(outputs.dtype).unsqueeze(1)  # (B, D*H)
+            pooled = torch.cat([last, filled.max(dim=1).values, mean], dim=-1)
         else:
             pooled, weights = self.pool(outputs, mask=mask)  # (B, D*H), (B, T)
         if self.ngrams is not None:  # the wide part beside the deep one
