@@ -13,7 +13,7 @@ from task_testing import TINY_SENTIMENT, assert_user_error, cli, write_reviews
 from lm_runs import train_lm
 from rnnlab.tasks import sentiment
 from rnnlab.tasks.config import apply_overrides
-from rnnlab.training import load_checkpoint
+from rnnlab.training import Trainer, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -120,3 +120,29 @@ def test_without_init_nothing_changes(tmp_path):
     saved = _read(result.run_dir, "config.json")
     assert (saved["model"]["init"], saved["adapted"], saved["model"]["embedding_dim"]) == (None, {}, 8)
     assert _read(result.run_dir, "run.json")["init"] is None
+
+
+def test_a_fine_tuned_run_resumed_after_an_interruption_equals_an_uninterrupted_one(
+    lm_runs, tmp_path, capsys, monkeypatch
+):
+    """Unfreezing, per-group rates and the slanted triangular step all follow from the epoch and step that
+    last/ holds, so a resumed run ends bit for bit where an uninterrupted one does."""
+    fwd, bwd = lm_runs
+    data = write_reviews(tmp_path / "reviews.csv")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    args = ["train", "sentiment", "--data", data, "--init", f"{fwd},{bwd}", *TINY, "train.epochs=3"]
+    assert cli(capsys, *args, "--out", whole)[0] == 0
+    original_save = Trainer._save
+
+    def save_then_interrupt(self, *a, **k):  # Ctrl-C right after the first epoch's checkpoint
+        original_save(self, *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", save_then_interrupt)
+    assert cli(capsys, *args, "--out", cut)[0] == 130
+    monkeypatch.setattr(Trainer, "_save", original_save)
+    code, _, err = cli(capsys, "train", "sentiment", "--out", cut, "--resume")
+    assert code == 0, err
+    a, b = (load_checkpoint(run / "last").state_dict for run in (whole, cut))
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    assert _read(whole, "config.json") == _read(cut, "config.json")
