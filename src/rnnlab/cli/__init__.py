@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     # Positionals after an option (`predict RUN --json TEXT`, `train ... --out R key=value`) are left over
     # by argparse; they belong to the command's list of texts or overrides.
     if extra and not any(e.startswith("-") for e in extra):
-        if args.command == "train" and all("=" in e for e in extra):
+        if args.command in ("train", "pretrain") and all("=" in e for e in extra):
             args.overrides = [*args.overrides, *extra]
             extra = []
         elif args.command == "predict":
