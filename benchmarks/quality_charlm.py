@@ -7,13 +7,15 @@ Every model sees the same split (rnnlab.data.corpora: training plays / validatio
 same vocabulary; scores are bits per character on the test plays (Hamlet, The Tempest).
 
 * ``5-gram``: interpolated absolute discounting (D = 0.75) over character contexts of length 0..4, down to
-  a uniform distribution; the discount is the one of Kneser-Ney without continuation counts.
+  a uniform distribution (rnnlab.models.char_ngram, the baseline ``train charlm`` prints).
 * ``charlm``: the task's default config (rnnlab.tasks.charlm), stateful TBPTT, scored with the state carried
-  over the test plays.
+  over the test plays. Its hidden size comes from the task's budget rule (``--hidden-size 0``, the default:
+  rnnlab.tasks.charlm_budget, for ``--budget-s / --threads`` wall seconds), and its lr decays to zero over
+  the CPU budget (rnnlab.training.schedules), as ``rnnlab train charlm`` does over its wall budget.
 * ``transformer``: torch.nn.TransformerEncoder layers with a causal mask and learned positions, its width
   chosen so that its parameter count is within 10 % of charlm's, the same batches (32 x 128 characters),
-  AdamW with warmup and cosine decay; scored over windows of 128 characters (each position sees the
-  characters before it in its window).
+  AdamW with warmup and cosine decay over the same budget; scored over windows of 128 characters (each
+  position sees the characters before it in its window).
 
 The budget is process CPU time (user + system of this process), not wall time: the machine this ran on may
 be shared, and CPU time is what a model gets. ``--budget-s 1800`` is 15 minutes on 2 fully used cores.
@@ -26,7 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -36,35 +37,13 @@ from torch import nn
 from rnnlab.data import Vocab
 from rnnlab.data.corpora import load_shakespeare
 from rnnlab.data.streams import StreamBatches
+from rnnlab.models.char_ngram import ngram_bpc
 from rnnlab.models.charlm import CharLM
 from rnnlab.tasks.charlm import Config, StatefulStep, score_ids
-from rnnlab.training.trainer import lr_factor
+from rnnlab.tasks.charlm_budget import choose_hidden_size
+from rnnlab.training.schedules import budget_lr_factor
 
 LN2 = math.log(2)
-
-
-def ngram_bpc(train: list[int], test: list[int], vocab_size: int, order: int = 5, d: float = 0.75) -> float:
-    """Bits per character of an interpolated absolute-discounting character n-gram on ``test``."""
-    counts = [defaultdict(Counter) for _ in range(order)]  # counts[n][context of length n][next]
-    for n in range(order):
-        table = counts[n]
-        for i in range(n, len(train)):
-            table[tuple(train[i - n : i])][train[i]] += 1
-    totals = [{h: sum(c.values()) for h, c in table.items()} for table in counts]
-    total_bits = 0.0
-    for i in range(len(test)):
-        p = 1.0 / vocab_size
-        for n in range(order):
-            if i < n:
-                break
-            h = tuple(test[i - n : i])
-            c = counts[n].get(h)
-            if c is None:
-                break
-            size = totals[n][h]
-            p = max(c.get(test[i], 0) - d, 0) / size + d * len(c) / size * p
-        total_bits -= math.log2(p)
-    return total_bits / len(test)
 
 
 class CausalTransformer(nn.Module):
@@ -104,8 +83,8 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def fit(name, model, batches, loss_fn, score_fn, budget_s, eval_every, lr, steps_hint):
-    """AdamW (warmup + cosine over ``steps_hint``) until the CPU budget is spent; returns the curve."""
+def fit(name, model, batches, loss_fn, score_fn, budget_s, eval_every, lr):
+    """AdamW (warmup, then cosine over the CPU budget) until the budget is spent; returns the curve."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -118,7 +97,7 @@ def fit(name, model, batches, loss_fn, score_fn, budget_s, eval_every, lr, steps
         batches.set_epoch(step // len(batches))
         for batch in batches:
             for g in opt.param_groups:
-                g["lr"] = lr * lr_factor(min(step, steps_hint - 1), steps_hint, 50, "cosine")
+                g["lr"] = lr * budget_lr_factor(step, spent / budget_s, 50, "cosine")
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model, batch)
             loss.backward()
@@ -146,6 +125,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation scores")
     parser.add_argument("--valid-chars", type=int, default=60000, help="validation characters per score")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hidden-size", type=int, default=0, help="charlm's H; 0: the task's budget rule")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality_charlm.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -156,6 +136,11 @@ def main() -> None:
     cfg = Config()
     cfg.model.vocab_size = len(vocab)
     d = cfg.data
+    cfg.model.hidden_size = args.hidden_size
+    if cfg.model.hidden_size == 0:  # the rule, for the wall seconds the CPU budget is on --threads cores
+        cfg.train.budget_s = args.budget_s / args.threads
+        cfg.model.hidden_size, record = choose_hidden_size(cfg, train)
+        print(f"charlm: hidden size {cfg.model.hidden_size} by the budget rule ({record})", flush=True)
     rows = {}
 
     t0 = time.process_time()
@@ -167,7 +152,6 @@ def main() -> None:
     }
     print(f"5-gram: {rows['5-gram']['bpc']:.3f} bpc", flush=True)
 
-    steps_hint = cfg.train.epochs * d.steps_per_epoch
     torch.manual_seed(0)
     lstm = CharLM(cfg.model)
     batches = StreamBatches(train, d.batch_size, d.bptt, d.steps_per_epoch)
@@ -181,10 +165,9 @@ def main() -> None:
         args.budget_s,
         args.eval_every,
         cfg.train.lr,
-        steps_hint,
     )
     lstm_test = score_ids(lstm, test, d.eval_batch_size, d.eval_bptt)["bpc"]
-    rows["charlm (default config)"] = {
+    rows[f"charlm (default config, H={cfg.model.hidden_size})"] = {
         "bpc": lstm_test,
         "params": n_params(lstm),
         "cpu_s": curve_lstm[-1]["cpu_s"],
@@ -213,7 +196,6 @@ def main() -> None:
         args.budget_s,
         args.eval_every,
         1e-3,
-        steps_hint,
     )
     rows[f"causal transformer ({layers} x {width}, {heads} heads)"] = {
         "bpc": transformer_bpc(tf, test, d.bptt),
