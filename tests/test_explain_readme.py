@@ -26,10 +26,10 @@ README = Path(__file__).resolve().parents[1] / "README.zh-CN.md"
 DIFFERENCE = re.compile(r"max \|difference\| = (\S+)")
 
 
-def examples() -> list[tuple[str, str]]:
-    """(command, expected output) for every ``$ rnnlab ...`` line of the README's console blocks."""
+def examples(path: Path = README) -> list[tuple[str, str]]:
+    """(command, expected output) for every ``$ rnnlab ...`` line of the console blocks of ``path``."""
     found = []
-    for block in re.findall(r"```console\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S):
+    for block in re.findall(r"```console\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S):
         for chunk in re.split(r"(?m)^(?=\$ )", block):
             if chunk.strip():
                 command, _, output = chunk.partition("\n")
@@ -48,11 +48,16 @@ def test_readme_has_the_learner_examples():
     assert commands.count("shapes") >= 3 and commands.count("explain") >= 2
 
 
-@pytest.mark.parametrize(("command", "expected"), examples(), ids=[c for c, _ in examples()])
-def test_readme_console_example_prints_what_is_shown(capsys, command, expected):
+def check_console_example(capsys, command: str, expected: str) -> None:
+    """Run ``$ rnnlab shapes|explain ...`` and compare what it prints with ``expected`` (rounding aside)."""
     program, *argv = shlex.split(command)
     assert program == "rnnlab"
     code = main(argv)
     captured = capsys.readouterr()
     assert code == (2 if expected.startswith("rnnlab: error:") else 0)
     assert normalized(captured.out + captured.err) == normalized(expected)
+
+
+@pytest.mark.parametrize(("command", "expected"), examples(), ids=[c for c, _ in examples()])
+def test_readme_console_example_prints_what_is_shown(capsys, command, expected):
+    check_console_example(capsys, command, expected)

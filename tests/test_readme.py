@@ -34,14 +34,19 @@ def test_readme_has_blocks(path):
     assert len(_blocks(path)) >= 3
 
 
-@pytest.mark.parametrize("path", READMES, ids=lambda p: p.name)
-def test_readme_python_blocks_run(path):
+def run_python_blocks(path: Path) -> None:
+    """Execute the ``python`` blocks of ``path`` in order, in one namespace; fail naming the block."""
     namespace: dict = {}
     for i, block in enumerate(_blocks(path)):
         try:
             exec(compile(block, f"{path.name} block {i}", "exec"), namespace)
         except Exception as err:  # pragma: no cover - the failure message is the point
             pytest.fail(f"{path.name} python block {i} failed: {err!r}\n{block}")
+
+
+@pytest.mark.parametrize("path", READMES, ids=lambda p: p.name)
+def test_readme_python_blocks_run(path):
+    run_python_blocks(path)
 
 
 @pytest.mark.parametrize("path", READMES, ids=lambda p: p.name)
