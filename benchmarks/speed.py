@@ -14,7 +14,7 @@ Last, the sentiment task's training throughput (samples/s) with rnnlab's layers 
 
     python benchmarks/speed.py                 # the table, written to benchmarks/results/speed.md
     python benchmarks/speed.py --quick         # a smoke run on small shapes (seconds), not a measurement
-    python benchmarks/speed.py --device cuda   # on a GPU: the triton tests, then cuDNN (speed_cuda.py)
+    PYTHONPATH=src python3 benchmarks/speed.py --device cuda --out $OUT/speed-cuda.md   # GPU: speed_cuda.py
 
 The benchmark refuses to report on a busy machine: it waits (``--wait`` seconds) for the 1-minute load
 average to drop below ``--max-load``, then gives up; and each row is re-measured when a calibration GEMM
@@ -488,6 +488,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="markdown output (default results/speed.md)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--cuda-rehearsal", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--deadline", type=float, default=420.0, help="--device cuda: seconds, all phases")
+    parser.add_argument("--no-tests", dest="tests", action="store_false", help="--device cuda: time only")
     args = parser.parse_args()
     if args.device == "cuda" or args.cuda_rehearsal:  # its own script: tests first, then the table
         import speed_cuda

@@ -150,6 +150,7 @@ def run_ops(mode, proj, packed, dtype, reverse, T=5, hidden=H):
     TB.backward(
         mode, dy, dhn, dcn, x, bs, h0, c0, w_ih, w_hh, w_hr, True, reverse, out, ws_g, ws_s, ws_m, True, True
     )
+    return x.device
 
 
 def ln_case(T, dtype, seed=0):
@@ -168,6 +169,7 @@ def run_ln_ops(dtype, reverse, T=5):
     out, hn, cn, ws = LN.forward(x, h0, c0, w_ih, w_hh, bias, *lns, reverse)
     LN.backward(torch.ones_like(out), torch.ones_like(hn), torch.ones_like(cn), ws, h0, c0, w_ih, w_hh, *lns,
                 reverse)  # fmt: skip
+    return x.device
 
 
 def test_device_guard():
@@ -180,9 +182,9 @@ def test_device_guard():
 @pytest.mark.parametrize(("mode", "proj"), MODES, ids=MODE_IDS)
 def test_every_gate_launch_is_guarded_and_compiles_once(recorded, mode, proj, reverse):
     log, guard = recorded
-    run_ops(mode, proj, True, torch.float32, reverse)
+    device = run_ops(mode, proj, True, torch.float32, reverse)
     assert log and all(launch["guarded"] for launch in log)
-    assert guard.devices == [torch.device(DEVICE)] * 2  # forward, backward: the tensors' device
+    assert guard.devices == [device] * 2  # forward, backward: each under the tensors' device
     for name in {launch["name"] for launch in log}:
         kernel = getattr(K, name).kernel
         params = list(inspect.signature(kernel.fn).parameters)
@@ -199,10 +201,10 @@ def test_every_gate_launch_is_guarded_and_compiles_once(recorded, mode, proj, re
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 def test_every_layernorm_launch_is_guarded_and_compiles_once(recorded, reverse):
     log, guard = recorded
-    run_ln_ops(torch.float32, reverse)
+    device = run_ln_ops(torch.float32, reverse)
     assert {launch["name"] for launch in log} == set(LN_KERNELS)
     assert all(launch["guarded"] for launch in log)
-    assert guard.devices == [torch.device(DEVICE)] * 2
+    assert guard.devices == [device] * 2  # forward, backward: each under the tensors' device
     for name in ("ln_lstm_forward", "ln_lstm_backward"):
         kernel = getattr(LN, name).kernel
         params = list(inspect.signature(kernel.fn).parameters)
