@@ -23,7 +23,7 @@ def english_locale(monkeypatch):
 
 README = Path(__file__).resolve().parents[1] / "README.zh-CN.md"
 # "max |difference| = 6.67e-08": rounding-level numbers may differ between machines; larger ones may not.
-DIFFERENCE = re.compile(r"max \|difference\| = (\S+)")
+DIFFERENCE = re.compile(r"max \|difference\| = (\d\.\d+e[+-]\d+)")  # a Chinese "（" may follow
 
 
 def examples(path: Path = README) -> list[tuple[str, str]]:
