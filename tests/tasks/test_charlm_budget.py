@@ -55,14 +55,19 @@ def test_the_size_rule_follows_the_compute_and_the_text():
     assert sizes == sorted(sizes) and sizes[0] == HIDDEN_SIZES[0] and sizes[-1] == HIDDEN_SIZES[-1]
     k = 1e12
     h = hidden_size_for_budget(k, 10**8, base)
-    n = parameter_count(CharLMConfig.from_dict({**base.to_dict(), "hidden_size": h}))
-    bigger = parameter_count(CharLMConfig.from_dict({**base.to_dict(), "hidden_size": h + 64}))
+
+    def size(hidden):
+        config = CharLMConfig.from_dict({**base.to_dict(), "hidden_size": hidden})
+        return parameter_count(config, embedding=False)
+
+    n, bigger = size(h), size(h + 64)
     assert (
         k / n >= CHARS_PER_PARAMETER * n and k / bigger < CHARS_PER_PARAMETER * bigger
     )  # the largest that fits
-    assert n == sum(
-        p.numel() for p in CharLM(CharLMConfig.from_dict({**base.to_dict(), "hidden_size": h})).parameters()
-    )
+    model = CharLM(CharLMConfig.from_dict({**base.to_dict(), "hidden_size": h}))
+    assert n == sum(p.numel() for p in model.parameters()) - 80 * 64  # all but the (V, E) embedding
+    tied = CharLMConfig.from_dict({**base.to_dict(), "hidden_size": h, "tie_weights": True})
+    assert parameter_count(tied, embedding=False) == parameter_count(tied)  # tied: it is the output layer too
     # a short text caps the characters that count (MAX_PASSES passes): the same compute buys a smaller model
     short = hidden_size_for_budget(k, n * CHARS_PER_PARAMETER // MAX_PASSES // 4, base)
     assert short < h

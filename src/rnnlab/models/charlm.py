@@ -17,8 +17,9 @@ the order given), so a bidirectional classifier can take its reverse direction f
 (:mod:`rnnlab.models.transfer`).
 
 **Model size for a budget** (:func:`hidden_size_for_budget`). A step over one character costs about six
-floating-point operations per parameter (forward and backward), so a time budget buys a fixed number of
-parameter x character products, ``K = N x C``: a bigger model reads fewer characters. Following Hoffmann et
+floating-point operations per parameter (forward and backward; the input embedding, a lookup, left out of
+``N`` as Kaplan et al. 2020 count), so a time budget buys a fixed number of parameter x character
+products, ``K = N x C``: a bigger model reads fewer characters. Following Hoffmann et
 al. (2022), whose compute-optimal models read about 20 tokens per parameter, the rule takes the largest
 hidden size ``H`` (a multiple of 64 in [128, 1024]) whose model of ``N(H)`` parameters still reads
 ``C = K / N(H) >= 20 N(H)`` characters, counting at most 4 passes over the training text (Muennighoff et al.
@@ -185,10 +186,15 @@ class CharLM(nn.Module):
         return torch.stack(logits), torch.stack(cells)
 
 
-def parameter_count(config: CharLMConfig) -> int:
-    """N: the parameters of the model ``config`` describes (built on the meta device: no memory, no init)."""
+def parameter_count(config: CharLMConfig, embedding: bool = True) -> int:
+    """N: the parameters of the model ``config`` describes (built on the meta device: no memory, no init).
+
+    ``embedding=False`` leaves out the input embedding (a lookup that costs no arithmetic; with tied weights
+    it is the output layer and stays), as Kaplan et al. (2020) count a model's size."""
     with torch.device("meta"):
-        return sum(p.numel() for p in CharLM(config).parameters())
+        model = CharLM(config)
+    skip = not embedding and not config.tie_weights
+    return sum(p.numel() for name, p in model.named_parameters() if not (skip and name == "embedding.weight"))
 
 
 def hidden_size_for_budget(compute: float, train_chars: int, config: CharLMConfig) -> int:
@@ -196,7 +202,7 @@ def hidden_size_for_budget(compute: float, train_chars: int, config: CharLMConfi
 
     Args:
         compute: K, what the budget buys as parameters x characters (a measured rate in characters per
-            second of a model of N parameters, times N, times the seconds).
+            second of a model of N non-embedding parameters, times N, times the seconds).
         train_chars: the training text's length; at most ``MAX_PASSES`` passes over it count.
         config: the rest of the model (vocabulary, embedding, cell, layers); its ``hidden_size`` is ignored.
 
@@ -211,7 +217,8 @@ def hidden_size_for_budget(compute: float, train_chars: int, config: CharLMConfi
         )
     best = HIDDEN_SIZES[0]
     for size in HIDDEN_SIZES:
-        n = parameter_count(CharLMConfig.from_dict({**config.to_dict(), "hidden_size": size}))
+        sized = CharLMConfig.from_dict({**config.to_dict(), "hidden_size": size})
+        n = parameter_count(sized, embedding=False)
         if min(compute / n, MAX_PASSES * train_chars) >= CHARS_PER_PARAMETER * n:
             best = size
     return best

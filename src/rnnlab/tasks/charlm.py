@@ -456,9 +456,15 @@ def summary(result: TrainResult) -> str:
         mine = result.test_metrics["bpc"] if b["split"] == "test" else best["bpc"]
         lines.append(
             f"baseline ({b['model']}, same {b['split']} part): {b['bpc']:.4f} bpc; "
-            f"the model has {1 - mine / b['bpc']:+.1%} fewer bits"
+            f"the model: {_fewer(mine, b['bpc'])}"
         )
     return "\n".join(lines)
+
+
+def _fewer(bpc: float, baseline: float) -> str:
+    """``"12.0% fewer bits"`` or ``"3.1% more bits"``: the model against the baseline."""
+    share = 1 - bpc / baseline
+    return f"{abs(share):.1%} {'fewer' if share >= 0 else 'more'} bits"
 
 
 def run_evaluate(args) -> int:
@@ -474,7 +480,7 @@ def run_evaluate(args) -> int:
     if "baseline" in result:
         b = result["baseline"]["bpc"]
         print(f"baseline:    {b:.4f} bits/char ({result['baseline']['model']}; the model: "
-              f"{1 - result['bpc'] / b:+.1%} fewer bits)")  # fmt: skip
+              f"{_fewer(result['bpc'], b)})")  # fmt: skip
     if "dynamic" in result:
         d = result["dynamic"]
         print(f"dynamic evaluation (SGD lr {d['lr']:g} on each chunk after scoring it; another protocol): "

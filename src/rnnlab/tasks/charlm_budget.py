@@ -60,18 +60,20 @@ def choose_hidden_size(config, ids: torch.Tensor) -> tuple[int, dict]:
     """
     speed = _measure_speed(config, ids)
     probe_params = parameter_count(
-        CharLMConfig.from_dict({**config.model.to_dict(), "hidden_size": PROBE_HIDDEN})
+        CharLMConfig.from_dict({**config.model.to_dict(), "hidden_size": PROBE_HIDDEN}), embedding=False
     )
     compute = speed * probe_params * config.train.budget_s * TRAIN_SHARE
     size = hidden_size_for_budget(compute, ids.numel(), config.model)
     chosen = CharLMConfig.from_dict({**config.model.to_dict(), "hidden_size": size})
-    params = parameter_count(chosen)
+    params = parameter_count(chosen, embedding=False)
     record = {
         "hidden_size": size,
-        "parameters": params,
+        "parameters": parameter_count(chosen),
+        "non_embedding_parameters": params,
         "probe_chars_per_s": round(speed, 1),
         "expected_chars": round(compute / params),
-        "rule": "largest H with min(K / N(H), 4 x training text) >= 20 N(H) (models/charlm.py)",
+        "rule": "largest H with min(K / N(H), 4 x training text) >= 20 N(H), N without the embedding "
+        "(models/charlm.py)",
     }
     return size, record
 
@@ -103,7 +105,8 @@ def adapt_defaults(config, ids: torch.Tensor) -> dict:
             print(
                 f"note: model.hidden_size={size} ({record['parameters']:,} parameters) for a "
                 f"{train.budget_s:g} s budget: it can read about {record['expected_chars']:,} characters "
-                f"here (the rule: about 20 characters per parameter); set model.hidden_size to choose",
+                "here (the rule: 20 characters per parameter, the embedding not counted); set "
+                "model.hidden_size to choose",
                 file=sys.stderr,
             )
     return adapted
