@@ -19,11 +19,13 @@ tests check all of it on any machine with a fake clock and stub measurements.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,30 +103,31 @@ def run_parallel(commands: Sequence[Sequence[str]], timeout_s: float, cwd: Path,
                  log: Path | None = None) -> tuple[bool, str]:  # fmt: skip
     """Run ``commands`` at once, each in its own process group; past ``timeout_s`` every one still
     running is killed with its children. Returns (all exited 0 in time, one line saying so); the output
-    of all of them goes to ``log``."""
+    of all of them goes to ``log``. Each child writes to a file, not a pipe: a pipe that nobody reads
+    while the parent waits for another child would stall a child with much to say."""
     start = time.monotonic()
-    procs = [
-        subprocess.Popen(
-            list(cmd),
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )  # fmt: skip
-        for cmd in commands
-    ]
-    outputs, timed_out = [], False
-    for proc in procs:
-        try:
-            out, _ = proc.communicate(timeout=max(0.0, timeout_s - (time.monotonic() - start)))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)  # the child started its own group: only its processes
-            out, _ = proc.communicate()
-        outputs.append(out or "")
-    seconds = time.monotonic() - start
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) for _ in commands]
+        procs = [
+            subprocess.Popen(
+                list(cmd), cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+            )  # fmt: skip
+            for cmd, f in zip(commands, files, strict=True)
+        ]
+        timed_out = False
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, timeout_s - (time.monotonic() - start)))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):  # it may have ended meanwhile
+                    os.killpg(proc.pid, signal.SIGKILL)  # its own group: only its processes
+                proc.wait()
+        seconds = time.monotonic() - start
+        outputs = []
+        for f in files:
+            f.seek(0)
+            outputs.append(f.read())
     if log is not None:
         text = "\n".join(f"$ {' '.join(cmd)}\n{out}" for cmd, out in zip(commands, outputs, strict=True))
         _write_atomic(log, text)

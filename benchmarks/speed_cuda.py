@@ -1,7 +1,9 @@
 """``benchmarks/speed.py --device cuda``: the Triton path's correctness on a GPU, then its speed vs cuDNN.
 
-Made for one call on a device machine that reaches no package registry, with what its image holds
-(tested against torch 2.11 / triton 3.6 and torch 2.13 / triton 3.9 on the CPU; nothing else is imported)::
+Made for one call on a machine that reaches no package registry, with what its image holds (the device
+image has torch 2.11 and triton 3.6; this was tested on the CPU with torch 2.13 and triton 3.9 and 3.6,
+the kernels under the interpreter), nothing installed, nothing imported beyond torch, triton, rnnlab.nn
+and the standard library (pytest and, if present, pytest-xdist for the tests)::
 
     PYTHONPATH=src python3 benchmarks/speed.py --device cuda --out $OUT/speed-cuda.md
 
