@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnlab.data.collections import COLLECTIONS, collection_datasets, is_collection
 from rnnlab.data.series import (
     FREQS,
     SCALINGS,
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 TASK = "forecast"
-FORMATS = (".csv",)
+FORMATS = (".csv", ".parquet")
 PATHS = ("data.dataset",)  # config keys that may hold file paths (stored resolved)
 DERIVED = ("model.horizon", "model.num_features", "model.period")  # set by train() from the data
 RENAMED: dict[str, str] = {}
@@ -76,7 +77,9 @@ MIN_ORIGINS = 8  # training windows needed at the least
 class DataConfig:
     """Which series, how it splits in time, and how it becomes batches."""
 
-    dataset: str = "airpassengers"  # a bundled series (airpassengers, co2, sunspots, elnino) or a .csv path
+    dataset: str = "airpassengers"  # a bundled series (airpassengers, co2, sunspots, elnino), a one-series
+    # .csv path, a collection (m3-monthly, ..., see `rnnlab datasets`) or a long-format .csv/.parquet file
+    # (columns id, time, value): a collection trains one model across its series (tasks.forecast_global)
     horizon: int | None = field(default=None, metadata={"min": 1})  # H: holdout and forecast length; None:
     # the data set's default (airpassengers 36, co2 52, sunspots 11, elnino 24; a CSV: 2 seasons or 12)
     valid_size: int | None = field(default=None, metadata={"min": 1})  # validation points before the
@@ -97,6 +100,15 @@ class DataConfig:
     # worse on AirPassengers (13.0 vs 11.8 % MAPE, seed 0), better on sunspots (MASE 0.877 vs 0.915)
     calibrate: bool = True  # scale the intervals so that they cover their level of the validation targets
     # (split conformal, scored by the model before the refit)
+    # -- collections only (rnnlab.tasks.forecast_global) --
+    lookbacks: str = "1.5,2"  # the look-back windows of the ensemble's groups, as multiples of H
+    origins: float = field(default=5.0, metadata={"min": 0.5})  # training origins are drawn among the last
+    # `origins` x H points of each series' fitting part (N-BEATS' L_H)
+    baselines: str = "SeasonalNaive,Naive2,AutoETS,Theta,AutoARIMA"  # statsforecast models fitted beside
+    # the network (comma-separated; empty: none), on the same split
+    combine: str = field(default="auto", metadata={"choices": ("auto", "none")})  # auto: keep the mean of
+    # the network's median and statistical forecasts where it lowers the validation sMAPE
+    jobs: int = field(default=2, metadata={"min": 1})  # processes fitting the statistical models
 
 
 def _default_train() -> TrainerConfig:
@@ -231,9 +243,11 @@ def train(
     """
     # config
     config = validate(copy.deepcopy(config or ForecastConfig()))
+    cfg = config.data
+    if is_collection(cfg.dataset):
+        return _train_collection(config, run_dir, resume, overwrite)
     run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
     runs.check_device(config.train.device)
-    cfg = config.data
     runs.resolve_paths(config, PATHS, SERIES_DATASETS, FORMATS)
 
     # data
@@ -327,6 +341,25 @@ def train(
         fit.history if cfg.refit else [],
         spread,
     )
+
+
+def _train_collection(config: ForecastConfig, run_dir, resume: bool, overwrite: bool):
+    """One model across a collection: the collection's defaults where the user left the one-series ones
+    (said on stderr, recorded in run.json), then :func:`rnnlab.tasks.forecast_global.train`."""
+    import sys
+
+    from rnnlab.tasks import forecast_global
+
+    runs.check_device(config.train.device)
+    runs.resolve_paths(config, PATHS, {*SERIES_DATASETS, *COLLECTIONS}, FORMATS)
+    adapted = forecast_global.apply_collection_defaults(config)
+    if adapted and config.train.progress:
+        shown = ", ".join(f"{k}={new}" for k, (_, new) in adapted.items())
+        print(
+            f"forecast: a collection: {shown} (defaults for many series; set a key to keep yours)",
+            file=sys.stderr,
+        )
+    return forecast_global.train(validate(config), run_dir, resume, overwrite, adapted)
 
 
 # -- evaluation ----------------------------------------------------------------------------------------------
@@ -444,8 +477,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, backtest: int = 0) ->
 
 
 def datasets() -> list[dict]:
-    """The bundled series and whether each can be used here."""
-    return series_datasets()
+    """The bundled series and collections, and whether each can be used here."""
+    return series_datasets() + collection_datasets()
 
 
 # -- command-line hooks (see rnnlab.tasks) --------------------------------------------------------------

@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 # What a run folder holds; --overwrite replaces exactly these, nothing else.
-RUN_FILES = ("config.json", "run.json", "metrics.csv", "test_metrics.json", "best", "last")
+RUN_FILES = ("config.json", "run.json", "metrics.csv", "test_metrics.json", "best", "last", "select")
 _STAGED = re.compile(r"\.(?P<name>.+)\.rnnlab-(new|old)-(?P<pid>\d+)-")
 
 
@@ -200,9 +200,10 @@ class RunFolder:
             atomic_write_json(path, data)
         return path
 
-    def trainer(self, config, task: str):
-        """A :class:`~rnnlab.training.Trainer` writing into :attr:`dir` that puts the staged run in place
-        as soon as the first checkpoint is written (and, after Ctrl-C, says how to resume ``task``)."""
+    def trainer(self, config, task: str, subdir: str | None = None):
+        """A :class:`~rnnlab.training.Trainer` writing into :attr:`dir` (or its ``subdir``, for a step of
+        the run that has checkpoints of its own) that puts the staged run in place as soon as the first
+        checkpoint is written (and, after Ctrl-C, says how to resume ``task``)."""
         from rnnlab.training import Trainer
 
         run = self
@@ -212,10 +213,10 @@ class RunFolder:
                 super()._save(*args, **kwargs)
                 if run.staged:
                     run.commit()
-                    self.run_dir = run.path
+                    self.run_dir = run.path / subdir if subdir else run.path
 
         hint = f"rnnlab train {task} --out {self.path} --resume (in Python: resume=True)"
-        return _RunTrainer(config, self.dir, resume_hint=hint)
+        return _RunTrainer(config, self.dir / subdir if subdir else self.dir, resume_hint=hint)
 
 
 def check_device(device: str, key: str = "train.device") -> None:
