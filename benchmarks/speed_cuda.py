@@ -221,7 +221,7 @@ def main(args) -> None:
         f"sides. Milliseconds, median of interleaved repetitions; **ratio** = rnnlab / cuDNN (below 1 is "
         "faster); fwd: under `no_grad`; f+b: forward + backward of `output.sum()`.",
     ]
-    report = Report(Path(out), header, planned=len(rows), deadline_s=args.deadline)
+    report = Report(Path(out), header, rows, deadline_s=args.deadline)
     report.write()
     if args.tests:
         workers = max(1, min(8, (os.cpu_count() or 2) // 2))
