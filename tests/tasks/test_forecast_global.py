@@ -254,3 +254,30 @@ def test_two_process_gloo_run_trains_one_model(tmp_path):
     for key in r0:
         assert torch.equal(r0[key], r1[key]), key
     assert load_checkpoint(tmp_path / "run" / "last").meta["trainer"]["world_size"] == 2
+
+
+# -- the command line ------------------------------------------------------------------------------------------
+
+
+def test_cli_evaluate_and_predict_a_collection_run(trained, capsys, tmp_path):
+    from rnnlab.cli import main
+
+    root, _, result = trained
+    run = str(root / "run")
+    assert main(["evaluate", run, "--json", "--per-series"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["smape"] == pytest.approx(result.test_metrics["smape"]) and len(out["per_series"]) == 6
+    assert main(["evaluate", run]) == 0
+    text = capsys.readouterr().out
+    assert "rnn alone" in text and "Naive2" in text and "owa" in text
+    # series it never saw: a long file of 2 series and a one-series CSV
+    other = write_collection(tmp_path / "new.csv", n=2, seed=5)
+    assert main(["predict", run, "--data", str(other), "--json"]) == 0
+    pred = json.loads(capsys.readouterr().out)
+    assert pred["ids"] == ["s0", "s1"] and np.array(pred["quantiles"]).shape == (2, 6, 5)
+    one = tmp_path / "one.csv"
+    one.write_text("time,value\n" + "\n".join(f"2001-{m:02d}-01,{10 + m}" for m in range(1, 13)) + "\n")
+    assert main(["predict", run, "--data", str(one)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 6
+    assert main(["evaluate", run, "--data", "m3-monthly"]) == 2
+    assert "a collection run is scored on its own test parts" in capsys.readouterr().err

@@ -53,6 +53,8 @@ _TASK_OPTIONS = {
     "text_column": "--text-column applies to labelled data files only",
     "label_column": "--label-column applies to labelled data files only",
     "backtest": "--backtest applies to forecast runs only (rolling origins before the holdout)",
+    "per_series": "--per-series applies to forecast runs only (the scores of every series of a collection)",
+    "predict_data": "--data applies to forecast runs only (series to forecast)",
     "dynamic_eval": "--dynamic-eval applies to charlm runs only (the model adapts to the text as it scores)",
 }
 _DASH_HINT = "a text that starts with '-' goes after '--', e.g. rnnlab predict RUN_DIR -- -text"
@@ -215,6 +217,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--backtest", type=int, metavar="K", help="forecast runs: also score K earlier origins"
     )
     evaluate.add_argument(
+        "--per-series",
+        action="store_true",
+        default=None,
+        help="forecast runs of a collection: every series' scores",
+    )
+    evaluate.add_argument(
         "--dynamic-eval", type=float, nargs="?", const=0.1, metavar="LR",
         help="charlm runs: also score with dynamic evaluation (SGD on each scored chunk; LR default 0.1)",
     )  # fmt: skip
@@ -240,6 +248,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="texts (default: stdin, one per line; blank lines skipped)",
     )
     _shared(predict, "json", "beam")
+    predict.add_argument(
+        "--data", dest="predict_data", metavar="FILE",
+        help="forecast runs of a collection: forecast these series (a long-format file, a collection, a CSV)",
+    )  # fmt: skip
     predict.set_defaults(hook="run_predict")
 
     plot = _sub(

@@ -45,8 +45,14 @@ from rnnlab.data.sources import DataError
 from rnnlab.inference.forecaster import Forecaster
 from rnnlab.models.baselines import forecast_all, pinball, point_scores
 from rnnlab.models.forecaster import ForecasterConfig, RecurrentForecaster
-from rnnlab.tasks import runs
+from rnnlab.tasks import forecast_global, runs
 from rnnlab.tasks.config import config_to_dict, validate
+from rnnlab.tasks.forecast_collection_cli import (
+    check_no_data,
+    format_collection,
+    is_collection_run,
+    run_predict_collection,
+)
 from rnnlab.tasks.forecast_fit import WindowBatches, conformal_spread, refit_config, step, valid_metrics
 from rnnlab.tasks.runs import RUN_FILES
 from rnnlab.training import Trainer, TrainerConfig, load_checkpoint, save_checkpoint
@@ -245,7 +251,9 @@ def train(
     config = validate(copy.deepcopy(config or ForecastConfig()))
     cfg = config.data
     if is_collection(cfg.dataset):
-        return _train_collection(config, run_dir, resume, overwrite)
+        runs.check_device(config.train.device)
+        runs.resolve_paths(config, PATHS, {*SERIES_DATASETS, *COLLECTIONS}, FORMATS)
+        return forecast_global.train_collection(config, run_dir, resume, overwrite)
     run = runs.RunFolder(run_dir or runs.default_run_dir(TASK), resume, overwrite)
     runs.check_device(config.train.device)
     runs.resolve_paths(config, PATHS, SERIES_DATASETS, FORMATS)
@@ -343,25 +351,6 @@ def train(
     )
 
 
-def _train_collection(config: ForecastConfig, run_dir, resume: bool, overwrite: bool):
-    """One model across a collection: the collection's defaults where the user left the one-series ones
-    (said on stderr, recorded in run.json), then :func:`rnnlab.tasks.forecast_global.train`."""
-    import sys
-
-    from rnnlab.tasks import forecast_global
-
-    runs.check_device(config.train.device)
-    runs.resolve_paths(config, PATHS, {*SERIES_DATASETS, *COLLECTIONS}, FORMATS)
-    adapted = forecast_global.apply_collection_defaults(config)
-    if adapted and config.train.progress:
-        shown = ", ".join(f"{k}={new}" for k, (_, new) in adapted.items())
-        print(
-            f"forecast: a collection: {shown} (defaults for many series; set a key to keep yours)",
-            file=sys.stderr,
-        )
-    return forecast_global.train(validate(config), run_dir, resume, overwrite, adapted)
-
-
 # -- evaluation ----------------------------------------------------------------------------------------------
 
 
@@ -429,7 +418,9 @@ def backtest_origins(split: Split, period: int, k: int) -> list[int]:
     return [first - i * step for i in range(k)]
 
 
-def evaluate(run_dir: str | Path, data: str | None = None, backtest: int = 0) -> dict:
+def evaluate(
+    run_dir: str | Path, data: str | None = None, backtest: int = 0, per_series: bool = False
+) -> dict:
     """Score a trained run on its holdout beside the baselines; ``backtest`` K also re-scores K rolling
     origins before it (see :func:`backtest_origins`; the model's weights stay those of the run, so the
     earlier origins overlap its training targets: they measure stability, not a clean holdout).
@@ -439,6 +430,11 @@ def evaluate(run_dir: str | Path, data: str | None = None, backtest: int = 0) ->
     ``backtest``, ``backtest``: one such dict per origin and their ``backtest_mean``.
     """
     run_dir = Path(run_dir)
+    if is_collection_run(run_dir):
+        check_no_data(data, run_dir)
+        if backtest:
+            raise DataError("--backtest: a collection run is scored on its test parts only")
+        return forecast_global.evaluate(run_dir, per_series=per_series)
     forecaster = Forecaster.from_checkpoint(run_dir)
     config = load_run_config(run_dir)
     if data is not None and data != config.data.dataset:
@@ -486,18 +482,26 @@ def datasets() -> list[dict]:
 __all__ += ["CLI_OPTIONS", "TRAIN_EXAMPLES", "add_train_arguments", "format_evaluation", "run_evaluate",
             "run_plot_forecast", "run_predict", "summary"]  # fmt: skip
 
-CLI_OPTIONS = ("backtest",)  # task options of evaluate / predict / plot this task takes
+CLI_OPTIONS = (
+    "backtest",
+    "per_series",
+    "predict_data",
+)  # task options of evaluate / predict / plot this task takes
 TRAIN_EXAMPLES = [
     "rnnlab train forecast --out runs/air",
     "rnnlab train forecast --data co2 --horizon 52 --out runs/co2 model.cell=gru",
     "rnnlab train forecast --data sales.csv --out runs/sales data.value_column=units data.interpolate=true",
+    "rnnlab train forecast --data m3-monthly --out runs/m3m   # one model across 1,428 series",
 ]
 
 
 def add_train_arguments(parser) -> None:
     """Options of ``rnnlab train forecast``; each is a shortcut for a ``data.*`` override."""
     parser.add_argument(
-        "--data", help="airpassengers (default), co2, sunspots, elnino, or a CSV file (time, value columns)"
+        "--data",
+        help="airpassengers (default), co2, sunspots, elnino, a CSV file (time, value columns); or many "
+        "series: a collection (m3-monthly, tourism-monthly, ...: rnnlab datasets) or a long-format "
+        "CSV/Parquet file (id, time, value columns)",
     )
     parser.add_argument(
         "--horizon", type=int, help="H: the holdout and forecast length (default: the data set's own)"
@@ -514,6 +518,8 @@ def _scores(r: dict) -> str:
 def summary(result) -> str:
     """The holdout scores ``rnnlab train forecast`` prints after the run folder and best epoch."""
     t = result.test_metrics
+    if "owa" in t or "combination" in t:  # a collection run
+        return format_collection(t)
     return format_evaluation({**t, "data": f"holdout from {t['origin']} ({t['n']} values)"})
 
 
@@ -539,17 +545,18 @@ def format_evaluation(result: dict) -> str:
 
 def run_evaluate(args) -> int:
 
-    result = evaluate(args.run_dir, args.data, args.backtest or 0)
-    print(
-        runs.to_json(result, args.run_dir)
-        if args.json
-        else format_evaluation(runs.check_finite(result, args.run_dir))
-    )
+    result = evaluate(args.run_dir, args.data, args.backtest or 0, bool(getattr(args, "per_series", None)))
+    text = format_collection if is_collection_run(args.run_dir) else format_evaluation
+    print(runs.to_json(result, args.run_dir) if args.json else text(runs.check_finite(result, args.run_dir)))
     return 0
 
 
 def run_predict(args) -> int:
 
+    if is_collection_run(args.run_dir):
+        return run_predict_collection(args)
+    if getattr(args, "predict_data", None):
+        raise DataError(f"--data {args.predict_data}: a one-series run forecasts its own series only")
     if getattr(args, "texts", None):
         raise DataError(
             f"predict: a forecast run takes no texts (received {len(args.texts)}); it forecasts the "

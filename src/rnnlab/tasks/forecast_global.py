@@ -37,7 +37,7 @@ from rnnlab.data.sources import DataError
 from rnnlab.models.forecaster import ForecasterConfig, pinball_loss
 from rnnlab.models.global_forecaster import GlobalForecaster
 from rnnlab.tasks import runs
-from rnnlab.tasks.config import config_to_dict
+from rnnlab.tasks.config import config_to_dict, validate
 from rnnlab.tasks.forecast_fit import MIN_SPREAD, _conformal_quantile, refit_config
 from rnnlab.tasks.forecast_windows import CollectionScaler, SeriesWindows, windows_at
 from rnnlab.training import load_checkpoint, save_checkpoint
@@ -48,6 +48,7 @@ __all__ = [
     "GlobalResult",
     "apply_collection_defaults",
     "train",
+    "train_collection",
     "evaluate",
     "load_model",
     "forecast_series",
@@ -237,6 +238,17 @@ def _fit(run, config, c: Collection, windows, scaler, z, meta, resume, subdir, v
         restore_best=True,
     )  # fmt: skip
     return model, fit
+
+
+def train_collection(config, run_dir=None, resume: bool = False, overwrite: bool = False):
+    """:func:`train` after the collection's defaults where the user left the one-series ones (said on
+    stderr, recorded in run.json); what :func:`rnnlab.tasks.forecast.train` calls for a collection."""
+    adapted = apply_collection_defaults(config)
+    if adapted and config.train.progress:
+        shown = ", ".join(f"{k}={new}" for k, (_, new) in adapted.items())
+        print(f"forecast: a collection: {shown} (defaults for many series; set a key to keep yours)",
+              file=sys.stderr)  # fmt: skip
+    return train(validate(config), run_dir, resume, overwrite, adapted)
 
 
 @contextlib.contextmanager
