@@ -256,7 +256,7 @@ def test_two_process_gloo_run_trains_one_model(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last").meta["trainer"]["world_size"] == 2
 
 
-# -- the command line ------------------------------------------------------------------------------------------
+# -- the command line ------------------------------------------------------------------------------------
 
 
 def test_cli_evaluate_and_predict_a_collection_run(trained, capsys, tmp_path):
