@@ -145,7 +145,9 @@ def execute(rows: Sequence[Row], measure: Callable[[Row], dict], deadline: Deadl
             ) -> list[Row]:  # fmt: skip
     """Measure ``rows`` in order while the deadline allows; ``on_row`` after each row (its result, or
     None when it was skipped). A row is skipped when the longest row of its kind so far (``first_guess_s``
-    before any) no longer fits in what remains. Returns the skipped rows."""
+    before any) no longer fits in what remains. A row whose measurement raises gets ``{"note": the
+    error}`` and the run goes on: on a first run the other rows are worth having. Returns the skipped
+    rows."""
     longest: dict[str, float] = {}
     skipped = []
     for row in rows:
@@ -155,7 +157,11 @@ def execute(rows: Sequence[Row], measure: Callable[[Row], dict], deadline: Deadl
             on_row(row, None)
             continue
         start = deadline.elapsed()
-        result = measure(row)
+        try:
+            result = measure(row)
+        except Exception as e:  # noqa: BLE001 (any failure of one row is reported in its row)
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            result = {"note": f"**failed**: {type(e).__name__}: {first}".rstrip(": ")}
         longest[row.kind] = max(longest.get(row.kind, 0.0), deadline.elapsed() - start)
         on_row(row, result)
     return skipped
@@ -175,7 +181,8 @@ def _met(ok: bool) -> str:
 @dataclass
 class Report:
     """The markdown of one run. ``rnn`` rows hold ``{"fwd": (cuDNN ms, rnnlab ms), "f+b": (...)}``, ``ln``
-    rows ``{"fwd": (loop ms, fused ms), "f+b": (...)}`` or ``{"note": why it was not timed}``."""
+    rows ``{"fwd": (loop ms, fused ms), "f+b": (...)}``; either may be ``{"note": why it has no figure}``
+    instead (a failure, or a shape the fused path does not take)."""
 
     path: Path
     header: list[str]
@@ -190,7 +197,7 @@ class Report:
     def targets(self) -> list[str]:
         """The issue's four targets, one line each: the figure measured and met / NOT met, or why not."""
         suspect = "" if self.tests is None or self.tests[0] else " (the triton tests failed: suspect)"
-        rnn = [(r, v) for r, v in self.results if r.kind == "rnn"]
+        rnn = [(r, v) for r, v in self.results if r.kind == "rnn" and "note" not in v]
         total = sum(1 for r in self.plan if r.kind == "rnn")
         lines = []
         if rnn:
@@ -259,7 +266,12 @@ class Report:
             "|" + "---|" * 11,
         ]
         for row, v in self.results:
-            if row.kind == "rnn":
+            if row.kind == "rnn" and "note" in v:
+                out.append(
+                    f"| {row.cell} | {row.dtype} | {row.config} | {row.B} | {row.H} | {v['note']} |"
+                    + " |" * 5
+                )
+            elif row.kind == "rnn":
                 (cf, rf), (cb, rb) = v["fwd"], v["f+b"]
                 out.append(
                     f"| {row.cell} | {row.dtype} | {row.config} | {row.B} | {row.H} | {cf:.3g} | {rf:.3g} "

@@ -71,6 +71,26 @@ def test_execute_stops_at_the_deadline_and_names_what_it_skipped():
     assert deadline.elapsed() == 80
 
 
+def test_a_row_that_fails_says_so_and_the_run_goes_on(tmp_path):
+    rows = [cp.Row("rnn", "LSTM", "bf16", 1, False, b, 8) for b in (1, 2, 3)]
+
+    def measure(row):
+        if row.B == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+        return canned(row)
+
+    report = cp.Report(tmp_path / "r.md", ["# t"], rows, deadline_s=60)
+    done = []
+    assert cp.execute(rows, measure, cp.Deadline(60), lambda row, r: done.append((row, r))) == []
+    report.results = done
+    assert done[1][1] == {
+        "note": "**failed**: RuntimeError: CUDA error: an illegal memory access was encountered"
+    }
+    text = report.text()
+    assert "| LSTM | bf16 | 1 | 2 | 8 | **failed**: RuntimeError: CUDA error: an illegal memory" in text
+    assert "median over 2 of 3 shapes" in report.targets()[0]  # the failed row has no figure
+
+
 def test_pytest_summary_reads_plain_and_xdist_lines():
     text = "\n".join(
         [
