@@ -13,13 +13,13 @@ the work goes:
 
 Precision, for bfloat16 and float16 layers: the matrix products run in the layer's dtype (cuBLAS
 accumulates in float32); the gate math, the cell state ``c`` (``ws_s``), the gate workspace (``ws_g``) and
-the gradients carried back through time (``dh_acc``, ``dc_acc``) are float32; what feeds a product
-(``h``, ``m``, ``dG``) is stored in the layer's dtype. float32 and float64 layers compute in their own dtype.
-The backward's per-step product ``dG W_hh`` is written by cuBLAS straight into a buffer of the layer's
-dtype allocated once per call (``dh_acc`` itself for RNN and LSTM, whose ``dh_acc`` is that product and
-nothing else; a separate ``prod`` that the GRU kernel adds for the GRU, whose ``dh_acc`` also carries
-``dh * z`` in float32): no temporary and no conversion per step, and the same values as a float32
-``dh_acc`` would hold (a bfloat16 product is bfloat16 wherever it is stored).
+the gradients carried back through time in the kernels (``dc_acc``; the GRU's ``dh_acc``, which carries
+``dh * z``) are float32; what feeds a product (``h``, ``m``, ``dG``) is stored in the layer's dtype.
+float32 and float64 layers compute in their own dtype. The backward's per-step product ``dG W_hh`` is
+written by cuBLAS straight into a buffer of the layer's dtype allocated once per call: for RNN and LSTM
+that buffer *is* ``dh_acc`` (which holds that product and nothing else), for the GRU it is ``prod``, which
+the next step's kernel adds to ``dh_acc``. No temporary and no conversion per step, and the same values
+as a float32 copy would hold (a bfloat16 product is bfloat16 wherever it is stored).
 
 Host side: every launch runs under :func:`device_guard` (Triton launches on the *current* CUDA device and
 its stream, so a layer on ``cuda:1`` would otherwise be launched on ``cuda:0``); the per-step products
