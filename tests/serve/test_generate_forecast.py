@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from serve_testing import ThreadServer, call
@@ -147,3 +148,30 @@ def test_forecast_equals_the_forecaster(forecast_server):
 def test_bad_forecast_input_is_4xx(forecast_server, body, code):
     status, _, answer = call(forecast_server.port, "POST", "/v1/forecast", body)
     assert 400 <= status < 500 and answer["error"]["code"] == code and "history" in answer["error"]["message"]
+
+
+def test_forecasts_share_a_forward_pass_and_a_bad_one_fails_alone(forecast_server):
+    from rnnlab.inference.forecaster import Forecaster
+    from rnnlab.serve.app import create_app
+    from rnnlab.serve.limits import ServeLimits
+
+    forecaster = Forecaster.from_checkpoint(forecast_server.run_dir)
+    histories = [[float(v) for v in forecaster.tail * (1 + k / 10)] for k in range(6)]
+    bodies = [{"history": h} for h in histories] + [{"history": [1.0, 2.0]}, {}]
+    server = ThreadServer(create_app(forecast_server.run_dir, ServeLimits(max_wait_ms=300)))
+    try:
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda b: call(server.port, "POST", "/v1/forecast", b), bodies))
+        metrics = call(server.port, "GET", "/metrics")[2]
+    finally:
+        server.stop()
+    for history, (status, _, body) in zip(histories, answers[:6], strict=True):
+        want = forecaster.predict(history)
+        assert status == 200 and body["times"] == want["times"]
+        assert body["forecast"] == pytest.approx(want["forecast"], rel=1e-5)
+    assert answers[6][0] == 422 and answers[6][2]["error"]["code"] == "invalid_option"
+    default = forecaster.predict()["forecast"]  # no history: after the run's own series
+    assert answers[7][0] == 200 and answers[7][2]["forecast"] == pytest.approx(default)
+    counts = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#"))
+    jobs, passes = float(counts["rnnlab_batch_requests_sum"]), float(counts["rnnlab_batch_requests_count"])
+    assert jobs == 7 and passes < 7  # the seven good forecasts shared forward passes

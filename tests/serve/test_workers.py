@@ -36,8 +36,14 @@ def test_two_workers_serve_and_metrics_sum_them(sentiment_run):
         assert len(pids) == 2 and server.proc.pid not in pids, pids
         assert [r[0] for r in replies] == [200] * n
         assert [r[2]["predictions"][0]["text"] for r in replies] == texts
-        counts = _counts(call(server.port, "GET", "/metrics")[2])
-        # every worker's requests, whichever worker answered /metrics (both answered /info)
+        # every worker's requests, whichever worker answered /metrics (both answered /info); a request is
+        # counted just after its answer is sent, so the last ones may take a moment to show
+        want = {'rnnlab_requests_total{path="/v1/predict",status="200"}': n, "rnnlab_batch_requests_sum": n}
+        for _ in range(50):
+            counts = _counts(call(server.port, "GET", "/metrics")[2])
+            if all(counts.get(k) == v for k, v in want.items()):
+                break
+            time.sleep(0.1)
         assert counts['rnnlab_requests_total{path="/info",status="200"}'] == asked
         assert counts['rnnlab_requests_total{path="/v1/predict",status="200"}'] == n
         assert counts["rnnlab_batch_requests_sum"] == n

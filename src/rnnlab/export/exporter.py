@@ -179,11 +179,6 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
         ExportError: a module or option that cannot be exported (a variant cell, a dtype other than
             float32), or an example that does not fit; the message names it.
     """
-    from rnnlab.models.charlm import CharLM
-    from rnnlab.models.classifier import RecurrentClassifier
-    from rnnlab.models.forecaster import RecurrentForecaster
-    from rnnlab.models.seq2seq import Seq2Seq
-
     if not isinstance(args, tuple):
         raise ExportError(f"args: expected a tuple of example inputs, received {type(args).__name__}")
     if not isinstance(dynamic, bool):
@@ -200,34 +195,46 @@ def to_onnx(module: nn.Module, args: tuple, path: str | Path, *, dynamic: bool =
     was_training = module.training
     module.eval()
     try:
-        if isinstance(module, Seq2Seq):
-            return _seq2seq_to_onnx(module, args, path, dynamic)
-        if isinstance(module, RecurrentForecaster):
-            return _forecaster_to_onnx(module, args, path, dynamic)
-        if isinstance(module, CharLM):
-            return _charlm_to_onnx(module, args, path, dynamic)
-        if isinstance(module, RecurrentClassifier):
-            if len(args) != 2 or not all(
-                isinstance(a, Tensor) and a.dim() == d for a, d in zip(args, (2, 1), strict=False)
-            ):
-                raise ExportError(
-                    f"args: expected (ids (B, T), lengths (B,)), received {tuple(_shape(a) for a in args)}"
-                )
-            ids, lengths = args
-            axes = {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}}
-            if dynamic:
-                _check_dynamic_sizes("args[0]", ids, axes["ids"])
-            outputs = ["logits"] + (["attention"] if module.config.pooling == "attention" else [])
-            wrapper = ClassifierModule(module)
-            inputs = {"ids": ids.to(torch.int64), "lengths": lengths.to(torch.int64)}
-            return _export(wrapper, inputs, outputs, axes if dynamic else None, path)
-        inputs, axes = _layer_inputs(module, args)
-        if dynamic:
-            _check_dynamic_sizes("args[0]", inputs["input"], axes["input"])
-        outputs = ["output", "h_n"] + (["c_n"] if layer_spec(module).mode == "LSTM" else [])
-        return _export(LayerModule(module), inputs, outputs, axes if dynamic else None, path)
+        return _model_export(module)(module, args, path, dynamic)
     finally:
         module.train(was_training)
+
+
+def _model_export(module: nn.Module):
+    """The export of ``module``'s model class (the first line of :data:`MODEL_EXPORTS` it is an instance
+    of), else the single-layer export."""
+    import importlib
+
+    for spec, export in MODEL_EXPORTS.items():
+        where, _, name = spec.partition(":")
+        if isinstance(module, getattr(importlib.import_module(where), name)):
+            return export
+    return _layer_to_onnx
+
+
+def _layer_to_onnx(module: nn.Module, args: tuple, path: Path, dynamic: bool) -> Path:
+    inputs, axes = _layer_inputs(module, args)
+    if dynamic:
+        _check_dynamic_sizes("args[0]", inputs["input"], axes["input"])
+    outputs = ["output", "h_n"] + (["c_n"] if layer_spec(module).mode == "LSTM" else [])
+    return _export(LayerModule(module), inputs, outputs, axes if dynamic else None, path)
+
+
+def _classifier_to_onnx(module: nn.Module, args: tuple, path: Path, dynamic: bool) -> Path:
+    if len(args) != 2 or not all(
+        isinstance(a, Tensor) and a.dim() == d for a, d in zip(args, (2, 1), strict=False)
+    ):
+        raise ExportError(
+            f"args: expected (ids (B, T), lengths (B,)), received {tuple(_shape(a) for a in args)}"
+        )
+    ids, lengths = args
+    axes = {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}}
+    if dynamic:
+        _check_dynamic_sizes("args[0]", ids, axes["ids"])
+    outputs = ["logits"] + (["attention"] if module.config.pooling == "attention" else [])
+    wrapper = ClassifierModule(module)
+    inputs = {"ids": ids.to(torch.int64), "lengths": lengths.to(torch.int64)}
+    return _export(wrapper, inputs, outputs, axes if dynamic else None, path)
 
 
 def _seq2seq_to_onnx(model: nn.Module, args: tuple, path: Path, dynamic: bool) -> tuple[Path, Path]:
@@ -323,3 +330,13 @@ def _charlm_to_onnx(model: nn.Module, args: tuple, path: Path, dynamic: bool) ->
     }
     outputs = ["logits", "h_n"] + (["c_n"] if is_lstm else [])
     return _export(wrapper, inputs, outputs, axes if dynamic else None, path)
+
+
+# Whole-model exports: model class (an import string, imported on use: a layer export needs no models/) ->
+# the function that exports it. A new model is one line here; anything else is exported as one layer.
+MODEL_EXPORTS = {
+    "rnnlab.models.seq2seq:Seq2Seq": _seq2seq_to_onnx,
+    "rnnlab.models.forecaster:RecurrentForecaster": _forecaster_to_onnx,
+    "rnnlab.models.charlm:CharLM": _charlm_to_onnx,
+    "rnnlab.models.classifier:RecurrentClassifier": _classifier_to_onnx,
+}

@@ -18,7 +18,7 @@ import torch
 
 from rnnlab.export.exporter import ExportError, to_onnx
 
-__all__ = ["export_run", "SIDECAR_FORMAT"]
+__all__ = ["BUNDLED", "SIDECAR_FORMAT", "export_hook", "export_run", "export_sentiment", "export_translate"]
 
 SIDECAR_FORMAT = "rnnlab-onnx"
 # The decoder step's output that becomes each state input of the next step.
@@ -51,7 +51,8 @@ def _write_sidecar(path: Path, sidecar: dict) -> Path:
     return path
 
 
-def _export_sentiment(run_dir: Path, output: Path, dynamic: bool) -> Path:
+def export_sentiment(run_dir: Path, output: Path, dynamic: bool) -> dict:
+    """Export a sentiment run to ``output``; returns its sidecar (without ``format`` / ``version``)."""
     from rnnlab.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(run_dir)
@@ -63,9 +64,7 @@ def _export_sentiment(run_dir: Path, output: Path, dynamic: bool) -> Path:
         outputs["attention"] = (
             "float32 (B, T): each token's attention weight, zero at padding, rows sum to one"
         )
-    sidecar = {
-        "format": SIDECAR_FORMAT,
-        "version": 1,
+    return {
         "task": "sentiment",
         "model": output.name,
         "inputs": {
@@ -87,19 +86,17 @@ def _export_sentiment(run_dir: Path, output: Path, dynamic: bool) -> Path:
         "vocab": {"tokens": list(vocab.tokens), "note": "a token's id is its index"},
         "model_config": model.config.to_dict(),
     }
-    return _write_sidecar(output.with_suffix(".json"), sidecar)
 
 
-def _export_translate(run_dir: Path, output: Path, dynamic: bool) -> tuple[Path, Path]:
+def export_translate(run_dir: Path, output: Path, dynamic: bool) -> dict:
+    """Export a translate run to ``FILE.encoder.onnx`` and ``FILE.decoder.onnx``; returns its sidecar."""
     from rnnlab.tasks.translate import load_translator
 
     t = load_translator(run_dir)
     c = t.model.config
     encoder, decoder = to_onnx(t.model, _example_ids(c.src_vocab_size, c.pad_id), output, dynamic=dynamic)
     state = ["h0"] + (["c0"] if c.cell == "lstm" else []) + (["feed"] if c.uses_feeding else [])
-    sidecar = {
-        "format": SIDECAR_FORMAT,
-        "version": 1,
+    return {
         "task": "translate",
         "encoder": encoder.name,
         "decoder": decoder.name,
@@ -125,8 +122,6 @@ def _export_translate(run_dir: Path, output: Path, dynamic: bool) -> tuple[Path,
         "tgt_vocab": {"tokens": list(t.tgt_vocab.tokens)},
         "model_config": t.model.config_dict(),
     }
-    _write_sidecar(output.with_suffix(".json"), sidecar)
-    return encoder, decoder
 
 
 def export_run(run_dir: str | Path, output_path: str | Path, *, dynamic: bool = True) -> Path:
@@ -148,13 +143,19 @@ def export_run(run_dir: str | Path, output_path: str | Path, *, dynamic: bool = 
     run_dir, output = Path(run_dir), Path(output_path)
     if output.suffix != ".onnx":
         raise ExportError(f"output_path: expected a file name ending in .onnx, received {str(output)!r}")
-    task = load_checkpoint(resolve_checkpoint(run_dir)).meta.get("task")
+    from rnnlab.tasks import task_of_run
+
+    # The task as the run folder records it; a folder that records none is read as a checkpoint (whose
+    # error names what is missing).
+    task = task_of_run(run_dir) or load_checkpoint(resolve_checkpoint(run_dir)).meta.get("task")
     # Every file this export may write; those it creates are removed again if it fails half-way, so that
     # a failed export leaves no model without its sidecar (nor an encoder without its decoder).
     outputs = [output, output.with_suffix(".json"), *(output.with_suffix(f".{p}.onnx") for p in _PARTS)]
     new = [p for p in outputs if not p.exists()]
+    exporter = export_hook(task, run_dir)
     try:
-        return _export_task(task, run_dir, output, dynamic)
+        sidecar = {"format": SIDECAR_FORMAT, "version": 1, **exporter(run_dir, output, dynamic)}
+        return _write_sidecar(output.with_suffix(".json"), sidecar)
     except BaseException as err:
         for path in new:
             path.unlink(missing_ok=True)
@@ -168,20 +169,30 @@ def export_run(run_dir: str | Path, output_path: str | Path, *, dynamic: bool = 
 
 _PARTS = ("encoder", "decoder")  # a translate run's two files
 
+# The bundled tasks' exports (a task module's own EXPORT wins over its line here). Each is
+# ``export(run_dir, output, dynamic) -> dict``: it writes the ONNX file(s) and returns the sidecar's dict
+# without ``format`` / ``version``, which export_run adds before writing FILE.json.
+BUNDLED = {
+    "sentiment": "rnnlab.export.run:export_sentiment",
+    "translate": "rnnlab.export.run:export_translate",
+    "forecast": "rnnlab.export.sidecars:export_forecast",
+    "charlm": "rnnlab.export.sidecars:export_charlm",
+}
 
-def _export_task(task: str, run_dir: Path, output: Path, dynamic: bool) -> Path:
-    if task == "sentiment":
-        return _export_sentiment(run_dir, output, dynamic)
-    if task == "translate":
-        _export_translate(run_dir, output, dynamic)
-        return output.with_suffix(".json")
-    if task in ("forecast", "charlm"):
-        from rnnlab.export import sidecars
 
-        exporter = sidecars.export_forecast if task == "forecast" else sidecars.export_charlm
-        sidecar = {"format": SIDECAR_FORMAT, "version": 1, **exporter(run_dir, output, dynamic)}
-        return _write_sidecar(output.with_suffix(".json"), sidecar)
-    raise ExportError(
-        f"run_dir: expected a sentiment, translate, forecast or charlm run, received task {task!r} in "
-        f"{run_dir}"
-    )
+def export_hook(task: str, run_dir: Path):
+    """The export of ``task``: its module's ``EXPORT = "package.module:function"`` (an import string, so
+    the task module imports nothing of ``export/``), else its line in :data:`BUNDLED`."""
+    import importlib
+
+    from rnnlab.tasks import TASKS, get_task
+
+    spec = getattr(get_task(task), "EXPORT", None) if task in TASKS else None
+    spec = spec or BUNDLED.get(task)
+    if spec is None:
+        raise ExportError(
+            f"run_dir: expected a run of a task with an ONNX export ({', '.join(sorted(BUNDLED))}, or one "
+            f"whose module names EXPORT), received task {task!r} in {run_dir}"
+        )
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)

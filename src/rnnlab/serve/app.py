@@ -46,7 +46,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from rnnlab.serve.backends import ENDPOINTS, Backend, load_backend
+from rnnlab.serve.backends import Backend, load_backend
 from rnnlab.serve.batching import MicroBatcher, Overloaded
 from rnnlab.serve.limits import ServeLimits
 from rnnlab.serve.schemas import ForecastRequest, GenerateRequest, PredictRequest
@@ -264,18 +264,20 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
         return _error(500, "internal", f"{type(exc).__name__}: {exc}")
 
     def need(task_endpoint: str) -> None:
-        if ENDPOINTS[backend.task] != task_endpoint:
+        if backend.endpoint != task_endpoint:
             raise ApiError(
                 404,
                 "wrong_task",
-                f"{task_endpoint}: this server runs a {backend.task} model; use {ENDPOINTS[backend.task]}",
+                f"{task_endpoint}: this server runs a {backend.task} model; use {backend.endpoint}",
             )
 
-    async def batched(key, items: list):
+    async def batched(body) -> list:
+        """The backend's answers to one request: its items through the micro-batcher."""
         from rnnlab.data import DataError
         from rnnlab.tasks.config import ConfigError
 
         try:
+            key, items = backend.prepare(body)
             return await state["batcher"].submit(key, items)
         except Overloaded as e:
             raise ApiError(503, "overloaded", str(e)) from None
@@ -311,16 +313,7 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
         need("/v1/predict")
         body = await _body(request, limits, PredictRequest)
         _check_texts(body.texts, limits)
-        if body.beam is not None and backend.task != "translate":
-            raise ApiError(422, "invalid_option", "beam: applies to translator runs only")
-        if backend.task == "translate":
-            from rnnlab.tasks.translate import check_beam
-
-            try:
-                check_beam(body.beam)
-            except ValueError as e:
-                raise ApiError(422, "invalid_option", str(e)) from None
-        return {"predictions": await batched(body.beam, body.texts)}
+        return {"predictions": await batched(body)}
 
     @app.post("/v1/generate")
     async def generate(request: Request):
@@ -338,10 +331,12 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
                 "text_too_long",
                 f"prime: {len(body.prime)} characters; the limit is {limits.max_text_chars}",
             )
-        options = {k: getattr(body, k) for k in ("prime", "length", "temperature", "top_k", "top_p", "seed")}
-        _check_sampling(backend, options)
         if not body.stream:
-            return (await batched(("generate", id(request)), [options]))[0]
+            return (await batched(body))[0]
+        try:
+            _, (options,) = backend.prepare(body)
+        except ValueError as e:  # DataError included
+            raise ApiError(422, "invalid_option", str(e)) from None
         return StreamingResponse(
             _events(backend, options), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
@@ -356,22 +351,11 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
                 "too_many_values",
                 f"history: {len(body.history)} values; the limit is {limits.max_history}",
             )
-        return (await batched(("forecast", id(request)), [body.model_dump()]))[0]
+        return (await batched(body))[0]
 
     wrapped = _RequestIds(app, metrics)
     wrapped.fastapi = app
     return wrapped
-
-
-def _check_sampling(backend, options: dict) -> None:
-    from rnnlab.data import DataError
-    from rnnlab.inference.sampler import check_sampling
-
-    try:
-        check_sampling(options["length"], options["temperature"], options["top_k"], options["top_p"])
-        backend.sampler.encode_prime(options["prime"])
-    except DataError as e:
-        raise ApiError(422, "invalid_option", str(e).replace("--", "").replace("-", "_", 1)) from None
 
 
 async def _events(backend, options: dict):

@@ -1,26 +1,37 @@
-"""One backend per task: the loaded model and what one forward pass over a batch returns.
+"""One backend per task: the loaded model, how a request becomes batch items, and one forward pass.
 
-A backend answers ``run_batch(key, items)`` on the worker thread (``key`` groups requests with the same
-options: the beam width of a translator) and ``info()`` for ``GET /info``. Each prediction is exactly
-what ``rnnlab predict --json`` prints for that input.
+A backend says which POST ``endpoint`` serves it, turns a parsed request into ``(key, items)`` with
+``prepare(body)`` (on the event loop: cheap checks only; a ValueError / DataError / ConfigError there is the
+client's 422 ``invalid_option``), answers ``run_batch(key, items)`` on the worker thread (items of one key
+share a forward pass: the beam width of a translator, ``"forecast"`` for every forecast) and ``info()`` for
+``GET /info``. Each prediction is exactly what ``rnnlab predict --json`` prints for that input.
+
+**Where a task's backend comes from.** A task module names its own with ``SERVE_BACKEND =
+"package.module:Class"`` (an import string, resolved when a run is served, so the task module imports nothing
+of ``serve/`` and ``rnnlab --help`` stays light); :data:`BUNDLED` names the bundled tasks' backends for
+modules that do not. Adding a task adds no line here.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Hashable
 from pathlib import Path
 
+import numpy as np
+
 from rnnlab.data import DataError
-from rnnlab.tasks import task_of_run
+from rnnlab.tasks import TASKS, get_task, task_of_run
 
-__all__ = ["Backend", "check_run", "load_backend", "ENDPOINTS"]
+__all__ = ["BUNDLED", "Backend", "backend_class", "check_run", "load_backend"]
 
-# Which POST endpoint serves which task.
-ENDPOINTS = {
-    "sentiment": "/v1/predict",
-    "translate": "/v1/predict",
-    "charlm": "/v1/generate",
-    "forecast": "/v1/forecast",
+# The bundled tasks' backends (a task module's own SERVE_BACKEND wins over its line here).
+BUNDLED = {
+    "sentiment": "rnnlab.serve.backends:ClassifierBackend",
+    "translate": "rnnlab.serve.backends:TranslatorBackend",
+    "charlm": "rnnlab.serve.backends:GeneratorBackend",
+    "forecast": "rnnlab.serve.backends:ForecastBackend",
 }
 
 _PREDICT_KEYS = ["text", "label", "probabilities", "tokens", "num_tokens", "truncated"]
@@ -37,16 +48,21 @@ class Backend:
     """The common part: the run folder, its task and its info."""
 
     task = ""
+    endpoint = ""  # the POST route that serves this task: /v1/predict, /v1/generate or /v1/forecast
     labels: list[str] | None = None
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
 
+    def prepare(self, body) -> tuple[Hashable, list]:
+        """The batch key and the items of a parsed request (its schema belongs to :attr:`endpoint`)."""
+        raise NotImplementedError
+
     def info(self) -> dict:
         return {
             "task": self.task,
             "run": self.run_dir.name,
-            "endpoint": ENDPOINTS[self.task],
+            "endpoint": self.endpoint,
             "labels": self.labels,
             "config": _read_json(self.run_dir / "config.json"),
             "metrics": _read_json(self.run_dir / "test_metrics.json"),
@@ -57,7 +73,12 @@ class Backend:
 
 
 class ClassifierBackend(Backend):
-    task = "sentiment"
+    task, endpoint = "sentiment", "/v1/predict"
+
+    def prepare(self, body) -> tuple[Hashable, list]:
+        if body.beam is not None:
+            raise ValueError("beam: applies to translator runs only")
+        return None, body.texts
 
     def __init__(self, run_dir: Path) -> None:
         from rnnlab.inference import Predictor
@@ -75,7 +96,11 @@ class ClassifierBackend(Backend):
 
 
 class TranslatorBackend(Backend):
-    task = "translate"
+    task, endpoint = "translate", "/v1/predict"
+
+    def prepare(self, body) -> tuple[Hashable, list]:
+        self._translate.check_beam(body.beam)
+        return body.beam, body.texts
 
     def __init__(self, run_dir: Path) -> None:
         from rnnlab.tasks import translate
@@ -89,9 +114,22 @@ class TranslatorBackend(Backend):
 
 
 class GeneratorBackend(Backend):
-    """A character LM; requests are not batched (each samples its own stream), see ``stream``."""
+    """A character LM. Each request samples its own stream with its own seed, one step at a time, so each
+    runs alone (its key is its own): sharing a forward pass needs a batched sampler with one random
+    generator per row, which :mod:`rnnlab.inference.sampler` does not offer yet."""
 
-    task = "charlm"
+    task, endpoint = "charlm", "/v1/generate"
+
+    def prepare(self, body) -> tuple[Hashable, list]:
+        from rnnlab.inference.sampler import check_sampling
+
+        options = {k: getattr(body, k) for k in ("prime", "length", "temperature", "top_k", "top_p", "seed")}
+        try:
+            check_sampling(options["length"], options["temperature"], options["top_k"], options["top_p"])
+            self.sampler.encode_prime(options["prime"])
+        except DataError as e:  # the command line's words (--top-k) become the API's (top_k)
+            raise DataError(str(e).replace("--", "").replace("-", "_", 1)) from None
+        return object(), [options]
 
     def __init__(self, run_dir: Path) -> None:
         from rnnlab.inference.sampler import Sampler
@@ -113,7 +151,25 @@ class GeneratorBackend(Backend):
 
 
 class ForecastBackend(Backend):
-    task = "forecast"
+    """Forecasts share a forward pass: ``prepare`` checks each request's history and cuts its window, so
+    that one bad history fails only its own request; ``run_batch`` forecasts every window at once."""
+
+    task, endpoint = "forecast", "/v1/forecast"
+
+    def prepare(self, body) -> tuple[Hashable, list]:
+        f, window = self.forecaster, self.forecaster.config.window
+        if body.history is None:
+            return "forecast", [(f.tail[-window:], f.end)]
+        values = np.asarray(body.history, dtype=np.float64)
+        # the checks and words of Forecaster.predict, which the CLI's forecasts go through
+        if len(values) < window:
+            raise DataError(
+                f"history: expected at least window={window} values (1-D), received shape {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise DataError("history: expected finite numbers, received NaN or infinity")
+        end = f.end if body.last_time is None else np.datetime64(body.last_time)
+        return "forecast", [(values[-window:], end)]
 
     def __init__(self, run_dir: Path) -> None:
         from rnnlab.inference.forecaster import Forecaster
@@ -132,11 +188,32 @@ class ForecastBackend(Backend):
             "end": str(f.end),
         }
 
-    def run_batch(self, key, items: list[dict]) -> list[dict]:
-        return [self.forecaster.predict(r["history"], r["last_time"]) for r in items]
+    def run_batch(self, key, items: list[tuple]) -> list[dict]:
+        """One forward pass over the N windows (N, W); each answer as ``Forecaster.predict`` gives it."""
+        from rnnlab.data.series import future_times
+
+        f = self.forecaster
+        q = f.forecast_windows(np.stack([w for w, _ in items]), [end for _, end in items])  # (N, H, Q)
+        median = f.levels.index(0.5)
+        return [
+            {
+                "times": [str(t) for t in future_times(end, f.freq, f.config.horizon)],
+                "forecast": q[n, :, median].tolist(),
+                "quantiles": {f"{level:g}": q[n, :, i].tolist() for i, level in enumerate(f.levels)},
+                "horizon": f.config.horizon,
+            }
+            for n, (_, end) in enumerate(items)
+        ]
 
 
-_BACKENDS = {b.task: b for b in (ClassifierBackend, TranslatorBackend, GeneratorBackend, ForecastBackend)}
+def backend_class(task: str) -> type[Backend]:
+    """The backend class of ``task``: its module's ``SERVE_BACKEND``, else its line in :data:`BUNDLED`."""
+    spec = getattr(get_task(task), "SERVE_BACKEND", None) if task in TASKS else None
+    spec = spec or BUNDLED.get(task)
+    if spec is None:
+        raise DataError(f"task {task!r} names no serving backend (SERVE_BACKEND = 'package.module:Class')")
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def check_run(run_dir: str | Path) -> str:
@@ -146,13 +223,12 @@ def check_run(run_dir: str | Path) -> str:
     if not run_dir.is_dir():
         raise DataError(f"RUN_DIR: expected a run folder written by train, received {str(run_dir)!r}")
     task = task_of_run(run_dir)
-    if task not in _BACKENDS:
-        raise DataError(
-            f"RUN_DIR {str(run_dir)!r}: task {task!r}; rnnlab serve serves {', '.join(sorted(_BACKENDS))}"
-        )
+    if task not in TASKS and task not in BUNDLED:
+        served = ", ".join(sorted(set(TASKS) | set(BUNDLED)))
+        raise DataError(f"RUN_DIR {str(run_dir)!r}: task {task!r}; rnnlab serve serves {served}")
     return task
 
 
 def load_backend(run_dir: str | Path) -> Backend:
     """The backend of the run's task; a DataError names a folder that is no run or a task not served."""
-    return _BACKENDS[check_run(run_dir)](Path(run_dir))
+    return backend_class(check_run(run_dir))(Path(run_dir))
