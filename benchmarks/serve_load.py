@@ -7,7 +7,10 @@ bad one, no dropped connection; reported: throughput, p50/p99 latency of the goo
 of the server after a warm-up and after each of two equal rounds, and micro-batching's throughput gain
 over a server with ``--max-batch-size 1``. Writes a Markdown table (``--out``).
 
-    python benchmarks/serve_load.py [--run RUN] [--clients 50] [--requests 2000] [--quick]
+    python benchmarks/serve_load.py [--run RUN] [--clients 50] [--requests 2000] [--workers 2] [--quick]
+
+``--workers N`` adds a round of ``rnnlab serve --workers N`` (micro-batching in each worker) and reports its
+throughput against one worker's (resident memory: the parent and its workers together).
 
 Without ``--run`` it trains a small sentiment run on synthetic reviews first (about ten seconds).
 """
@@ -72,10 +75,15 @@ def _free_port() -> int:
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of ``pid`` and of its child processes (the workers of ``--workers N``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.is_file() else []
+    total = 0.0
+    for one in (pid, *kids):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 class Server:
@@ -158,6 +166,7 @@ def main(argv=None) -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=2000, help="requests per round")
     p.add_argument("--bad-every", type=int, default=10, help="every N-th request is bad")
+    p.add_argument("--workers", type=int, default=0, help="also a round with --workers N (N >= 2)")
     p.add_argument("--quick", action="store_true", help="8 clients x 200 requests (a smoke run)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_load.md")
     a = p.parse_args(argv)
@@ -167,10 +176,13 @@ def main(argv=None) -> int:
         run = a.run or _train(Path(tmp))
         texts = _reviews(Path(tmp) / "texts.csv", seed=1)
         rows, memory = [], {}
-        for label, args in (
+        configs = [
             ("micro-batching (max batch 32, wait 5 ms)", []),
             ("batch size 1", ["--max-batch-size", "1"]),
-        ):
+        ]
+        if a.workers > 1:
+            configs.append((f"micro-batching, --workers {a.workers}", ["--workers", str(a.workers)]))
+        for label, args in configs:
             server = Server(run, *args)
             _round(server.port, texts, a.clients, max(a.requests // 10, 20), a.bad_every)  # warm-up
             rss = [_rss_mib(server.proc.pid)]
@@ -181,7 +193,7 @@ def main(argv=None) -> int:
             code, log = server.stop()
             memory[label] = (rss, code, "Traceback" in log)
     batched = sum(r["rps"] for _, r in rows[:2]) / 2  # the mean of the two micro-batching rounds
-    single = rows[-1][1]["rps"]
+    single = rows[2][1]["rps"]
     lines = [
         "# rnnlab serve under load (loopback)",
         "",
@@ -211,6 +223,11 @@ def main(argv=None) -> int:
         f"Micro-batching's throughput gain over batch size 1 (mean of its two rounds): "
         f"**{batched / single:.2f}x**.",
     ]
+    if a.workers > 1:
+        lines.append(
+            f"`--workers {a.workers}` against one worker (both micro-batching): "
+            f"**{rows[3][1]['rps'] / batched:.2f}x**."
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -8,7 +8,7 @@ client's, when it sends a short printable one). Every error is a JSON ``{"error"
 ===================  ======  =======================================================================
 code                 status  meaning
 ===================  ======  =======================================================================
-body_too_large       413     the body is over ``max_body_bytes``
+body_too_large       413     the body is over ``max_body_bytes`` (read and discarded first, see below)
 not_utf8             400     the body is not UTF-8
 malformed_json       400     the body is not JSON
 invalid_request      422     wrong field names or types (the message names the field)
@@ -23,6 +23,11 @@ client_disconnected  400     the client left before sending its whole body (nobo
 overloaded           503     the request queue is full; retry later
 internal             500     a bug (never from the input)
 ===================  ======  =======================================================================
+
+An over-limit body is read and thrown away (at most ``max_drain_bytes``, for at most ``max_drain_ms``,
+one chunk in memory at a time) before its 413 is sent with ``Connection: close``: a client that writes
+its whole body before reading (Python's urllib) would otherwise find the connection reset and never see
+the answer. A client that asked ``Expect: 100-continue`` (curl, for big bodies) gets the 413 at once.
 """
 
 from __future__ import annotations
