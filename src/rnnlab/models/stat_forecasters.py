@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import time
 import warnings
@@ -37,6 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MODELS",
@@ -159,11 +162,15 @@ def _one(name: str, x: np.ndarray, h: int, m: int, levels: Sequence[int]) -> tup
 def _run_chunk(args) -> tuple[list[dict], list[tuple[int, str]]]:
     name, chunk, start, h, m, levels = args
     outs, notes = [], []
+    t0, every = time.perf_counter(), max(1, len(chunk) // 10)
     for j, x in enumerate(chunk):
         out, note = _one(name, x, h, m, levels)
         outs.append(out)
         if note:
             notes.append((start + j, note))
+        if (j + 1) % every == 0 and len(chunk) >= 100:  # AutoARIMA on a collection takes minutes: say so
+            elapsed = time.perf_counter() - t0
+            logger.info("%s: %d of %d series in %.0f s", name, j + 1, len(chunk), elapsed)
     return outs, notes
 
 
