@@ -147,6 +147,7 @@ def test_cache_hit_and_miss(cache):
     for key in ("mean", "lo80", "hi95"):
         np.testing.assert_array_equal(np.stack(again["Theta"][key]), np.stack(first["Theta"][key]))
     assert again["Theta"]["seconds"] == first["Theta"]["seconds"]
+    assert again["Theta"]["cpu_seconds"] == first["Theta"]["cpu_seconds"] > 0
     changed = [xs[0].copy(), xs[1]]
     changed[0][-1] += 1.0
     assert cache_path(changed, 3, 4, "Theta") != path

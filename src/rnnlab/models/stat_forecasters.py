@@ -201,15 +201,18 @@ def _save(path: Path, result: dict) -> None:
 
     arrays = {k: np.stack(v) for k, v in result.items() if isinstance(v, list) and k != "notes"}
     buf = io.BytesIO()
-    np.savez(buf, seconds=np.float64(result["seconds"]), notes=np.array(result["notes"], dtype=str), **arrays)
+    times = {k: np.float64(np.nan if result[k] is None else result[k]) for k in ("seconds", "cpu_seconds")}
+    np.savez(buf, notes=np.array(result["notes"], dtype=str), **times, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def _load(path: Path) -> dict | None:
     try:
         with np.load(path, allow_pickle=False) as z:
-            out: dict = {k: list(z[k]) for k in z.files if k not in ("seconds", "notes")}
+            out: dict = {k: list(z[k]) for k in z.files if k not in ("seconds", "cpu_seconds", "notes")}
             out["seconds"] = float(z["seconds"])
+            cpu = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else math.nan
+            out["cpu_seconds"] = None if math.isnan(cpu) else cpu
             out["notes"] = [str(s) for s in z["notes"]]
     except (OSError, ValueError, KeyError):  # a damaged or foreign file: fit again and overwrite it
         return None
@@ -238,8 +241,9 @@ def forecast_collection(
 
     Returns:
         ``{model: {"mean": N arrays (h,), "lo80": ..., "hi80": ..., "lo95": ..., "hi95": ...,
-        "seconds": fitting time (as first measured, when read from the cache), "notes": ["series i: why it
-        fell back", ...], "cached": bool}}``.
+        "seconds": fitting wall time, "cpu_seconds": this process's CPU time for it (None with worker
+        processes; both as first measured when read from the cache), "notes": ["series i: why it fell
+        back", ...], "cached": bool}}``.
     """
     if not isinstance(h, (int, np.integer)) or h < 1:
         raise ValueError(f"h: expected a positive integer horizon, received {h!r}")
@@ -267,10 +271,12 @@ def forecast_collection(
             if loaded is not None:
                 results[name] = loaded
                 continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         outs, notes = _fit_all(name, series, h, m, levels, n_jobs)
         result: dict = {k: [o[k] for o in outs] for k in outs[0]}
         result["seconds"] = time.perf_counter() - t0
+        # the CPU time tells the cost on a shared machine, where wall time depends on the neighbours
+        result["cpu_seconds"] = time.process_time() - c0 if n_jobs == 1 else None
         result["notes"] = [f"series {i}: {note}" for i, note in notes]
         if path is not None:
             _save(path, result)
