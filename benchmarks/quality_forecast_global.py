@@ -182,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", nargs="*", default=[], help="peers_forecast.py JSON files (test split)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (2 cores: 2)")
     parser.add_argument("--out", default=str(RESULTS), help="results file, or - for stdout only")
+    parser.add_argument("--keep", type=Path, help="keep the run folders here (default: discarded)")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run (none: the defaults)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.collections.split(",") if n.strip()]
-    results = [run_collection(n, args.seeds, args.overrides) for n in names]
+    results = [run_collection(n, args.seeds, args.overrides, args.keep) for n in names]
     peers: dict[str, dict] = {}
     for path in args.peers:
         for n in names:
