@@ -263,3 +263,29 @@ def test_cli_evaluate_and_predict_a_collection_run(trained, capsys, tmp_path):
     assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 6
     assert main(["evaluate", run, "--data", "m3-monthly"]) == 2
     assert "a collection run is scored on its own test parts" in capsys.readouterr().err
+
+
+def test_resume_after_the_selection_refits_to_the_same_weights(trained, tmp_path):
+    root, path, _ = trained
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    for name in (
+        "best",
+        "last",
+        "metrics.csv",
+        "test_metrics.json",
+        "selection.json",
+    ):  # stopped before refit
+        target = run / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    resumed = forecast.train(tiny_config(path), run, resume=True)
+    a, b = (load_checkpoint(r / "best") for r in (root / "run", run))
+    for key in a.state_dict:
+        assert torch.equal(a.state_dict[key], b.state_dict[key]), key
+    assert resumed.test_metrics["smape"] == pytest.approx(
+        json.loads((root / "run" / "test_metrics.json").read_text())["smape"]
+    )
+    with pytest.raises(Exception, match=r"changed|differ"):  # a resumed run keeps its data and model
+        forecast.train(tiny_config(path, lookbacks="1,2"), run, resume=True)

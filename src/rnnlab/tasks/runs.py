@@ -75,12 +75,18 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _resumable(run_dir: Path) -> bool:
+    """Whether a run stopped after a checkpoint: its own ``last/``, or a first step's (a collection run's
+    ``select/last``, written before the run's own)."""
+    return (run_dir / "last").is_dir() or (run_dir / "select" / "last").is_dir()
+
+
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an earlier run unless asked; runs before anything is written or removed."""
     held = [name for name in RUN_FILES if (run_dir / name).exists()]
     if run_dir.exists() and not run_dir.is_dir():
         raise DataError(f"--out {run_dir}: expected a folder, received an existing file")
-    if resume and not (run_dir / "last").is_dir():
+    if resume and not _resumable(run_dir):
         raise DataError(f"--resume: {run_dir} holds no interrupted run (no last/ checkpoint)")
     if not resume and held and not overwrite:
         raise DataError(
@@ -134,7 +140,7 @@ class RunFolder:
         if self.writer:
             _remove_stale(self.path)
             check_run_dir(self.path, resume, overwrite)
-        elif resume and not (self.path / "last").is_dir():
+        elif resume and not _resumable(self.path):
             check_run_dir(self.path, resume, overwrite)
         self.dir = self.path
         self._staging: Path | None = None
