@@ -45,7 +45,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_collection(name: str, seeds: int, overrides: list[str]) -> dict:
+def run_collection(name: str, seeds: int, overrides: list[str], keep: Path | None = None) -> dict:
     rows = []
     for seed in range(seeds):
         config = apply_overrides(
@@ -53,8 +53,9 @@ def run_collection(name: str, seeds: int, overrides: list[str]) -> dict:
         )
         config.train.progress = False
         with tempfile.TemporaryDirectory() as tmp:
+            folder = (keep / f"{Path(name).stem}-seed{seed}") if keep else Path(tmp) / "run"
             t0, c0 = time.perf_counter(), _cpu()
-            result = forecast.train(config, Path(tmp) / "run")
+            result = forecast.train(config, folder, overwrite=True)
             wall, cpu = time.perf_counter() - t0, _cpu() - c0
         t = result.test_metrics
         rows.append(
