@@ -289,3 +289,14 @@ def test_resume_after_the_selection_refits_to_the_same_weights(trained, tmp_path
     )
     with pytest.raises(Exception, match=r"changed|differ"):  # a resumed run keeps its data and model
         forecast.train(tiny_config(path, lookbacks="1,2"), run, resume=True)
+
+
+def test_plot_one_series_of_a_collection_run(trained, tmp_path, capsys):
+    from rnnlab.cli import main
+
+    root, _, _ = trained
+    out = tmp_path / "s3.png"
+    assert main(["plot", "forecast", str(root / "run"), "--series", "s3", "-o", str(out)]) == 0
+    assert out.stat().st_size > 1000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", "forecast", str(root / "run"), "--series", "nope", "-o", str(out)]) == 2
+    assert "series id 'nope': not in" in capsys.readouterr().err

@@ -273,6 +273,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "forecast", help="a forecast run's history, holdout, forecast band and baseline"
     )
     _shared(forecast, "run_dir", "output")
+    forecast.add_argument("--series", metavar="ID", help="a collection run: the id of the series to draw")
     forecast.set_defaults(hook="run_plot_forecast")
     cells = kinds.add_parser("cells", help="a text coloured by the most interpretable cell units (charlm)")
     _shared(cells, "run_dir")

@@ -51,6 +51,7 @@ from rnnlab.tasks.forecast_collection_cli import (
     check_no_data,
     format_collection,
     is_collection_run,
+    plot_collection_series,
     run_predict_collection,
 )
 from rnnlab.tasks.forecast_fit import WindowBatches, conformal_spread, refit_config, step, valid_metrics
@@ -578,6 +579,11 @@ def run_plot_forecast(args) -> int:
     from rnnlab.viz.forecast import plot_run_forecast
 
     run_dir = Path(args.run_dir)
+    if is_collection_run(run_dir):
+        print(plot_collection_series(run_dir, getattr(args, "series", None), args.output))
+        return 0
+    if getattr(args, "series", None) is not None:
+        raise DataError(f"--series {args.series}: {run_dir} is a one-series run")
     forecaster = Forecaster.from_checkpoint(run_dir)
     config = load_run_config(run_dir)
     series = load_run_series(config.data)

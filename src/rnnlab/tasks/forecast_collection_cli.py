@@ -17,7 +17,13 @@ from rnnlab.data.series import load_series
 from rnnlab.data.sources import DataError
 from rnnlab.tasks import forecast_global, runs
 
-__all__ = ["is_collection_run", "format_collection", "predict_collection", "run_predict_collection"]
+__all__ = [
+    "is_collection_run",
+    "format_collection",
+    "predict_collection",
+    "run_predict_collection",
+    "plot_collection_series",
+]
 
 _METRICS = ("smape", "mase", "owa", "coverage80", "msis80", "coverage95", "msis95")
 
@@ -98,3 +104,31 @@ def check_no_data(data: str | None, run_dir) -> None:
             f"--data {data}: a collection run is scored on its own test parts; forecast other series with "
             f"rnnlab predict {run_dir} --data FILE"
         )
+
+
+def plot_collection_series(run_dir: str | Path, series_id: str | None, output: str | Path) -> Path:
+    """One series of a collection run: its training part, its test part, the run's forecast (the kept
+    combination's point and the network's interval moved onto it) and Theta's, drawn over time steps."""
+    from rnnlab.models.stat_forecasters import forecast_collection
+    from rnnlab.viz.forecast import plot_dated_forecast
+
+    if series_id is None:
+        raise DataError(f"--series: a collection run ({run_dir}) draws one series; name its id")
+    model, scaler, meta = forecast_global.load_model(run_dir)
+    cfg = meta["config"]["data"]
+    c = load_collection(cfg["dataset"], cfg["horizon"], cfg["freq"])
+    i = c.index(series_id)
+    x, y = c.train[i], c.test[i]
+    q = forecast_global.forecast_series(model, [x], scaler.log)[0]  # (H, Q)
+    levels = tuple(model.levels)
+    combination = meta["selection"]["combination"]
+    names = sorted({*forecast_global.COMBINATIONS[combination], "Theta"})
+    stats = forecast_collection([x], c.horizon, c.period, models=tuple(names))
+    point = forecast_global._combine(combination, [q[:, levels.index(0.5)]], stats)[0]
+    q = q + (point - q[:, levels.index(0.5)])[:, None]  # the interval moves with the point
+    values = np.concatenate([x, y])
+    return plot_dated_forecast(
+        np.arange(len(values)), values, len(x), q[: len(y)], levels, output,
+        baseline=("Theta", stats["Theta"]["mean"][0][: len(y)]),
+        title=f"{c.name}: {series_id} ({combination})",
+    )  # fmt: skip
