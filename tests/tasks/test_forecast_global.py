@@ -300,3 +300,13 @@ def test_plot_one_series_of_a_collection_run(trained, tmp_path, capsys):
     assert out.stat().st_size > 1000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", "forecast", str(root / "run"), "--series", "nope", "-o", str(out)]) == 2
     assert "series id 'nope': not in" in capsys.readouterr().err
+
+
+def test_serve_and_export_say_a_collection_run_is_not_theirs_yet(trained, capsys, tmp_path):
+    from rnnlab.cli import main
+
+    root, _, _ = trained
+    assert main(["export", str(root / "run"), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "is a collection run" in err and "rnnlab predict RUN --data FILE" in err
+    assert not (tmp_path / "m.onnx").exists()

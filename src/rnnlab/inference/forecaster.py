@@ -62,6 +62,12 @@ class Forecaster:
         """Load a run folder (its ``best/``) or a checkpoint folder; CheckpointError names any problem."""
         ckpt = load_checkpoint(resolve_checkpoint(path), device=device)
         meta = ckpt.meta
+        if "collection" in meta:  # a model across many series: rnnlab.tasks.forecast_global
+            raise CheckpointError(
+                f"checkpoint {str(ckpt.path)!r} is a collection run ({meta['collection'].get('name')}): "
+                "serving and ONNX export take one-series forecast runs only so far; forecast with "
+                "rnnlab predict RUN --data FILE"
+            )
         missing = [k for k in ("config", "scaler", "freq", "tail", "end") if k not in meta]
         if missing:
             raise CheckpointError(
