@@ -291,10 +291,9 @@ def _train(config, run_dir, resume: bool, overwrite: bool, adapted: dict | None)
     windows = lookback_windows(cfg.lookbacks, H)
     m = config.model
     m.horizon, m.period, m.window, m.num_features = H, c.period, max(windows), 1
-    if resume:
-        from rnnlab.tasks.forecast import load_run_config
-
-        runs.check_unchanged(config, load_run_config(run.path), ("data", "model"), run.path)
+    if resume:  # the saved config, read as the task's own config class
+        saved = runs.load_config_file(type(config), run.path / "config.json")
+        runs.check_unchanged(config, saved, ("data", "model"), run.path)
     stops = np.array([len(t) - H for t in c.train])  # the fitting parts end where the validation parts start
     fit_scaler = CollectionScaler.fit([t[:-H] for t in c.train], cfg.scaling)  # fitted before valid
     z_sel = [fit_scaler.transform(i, t).astype(np.float32) for i, t in enumerate(c.train)]
