@@ -71,6 +71,24 @@ def run_collection(name: str, seeds: int, overrides: list[str], keep: Path | Non
     return {"name": name, "rows": rows}
 
 
+def add_references(res: dict, models: list[str]) -> None:
+    """Score statistical models the run did not fit (AutoARIMA by default) on the same test parts, into
+    every seed's ``baselines`` (the fit is cached, so seeds share it)."""
+    todo = [m for m in models if m not in res["rows"][0]["baselines"]]
+    if not todo:
+        return
+    c = load_collection(res["name"])
+    fitted = forecast_collection(c.train, c.horizon, c.period, models=("Naive2", *todo), levels=(80, 95))
+    naive2 = fitted["Naive2"]["mean"]
+    for m in todo:
+        s = fitted[m]
+        lo, hi = {k: s[f"lo{k}"] for k in (80, 95)}, {k: s[f"hi{k}"] for k in (80, 95)}
+        r = score_collection(c.test, s["mean"], c.train, c.period, lo=lo, hi=hi, naive2=naive2)
+        r.pop("per_series", None)
+        for row in res["rows"]:
+            row["baselines"][m] = {**r, "seconds": s.get("seconds"), "reference only": True}
+
+
 def score_peers(path: Path, name: str) -> dict:
     """neuralforecast's forecasts (benchmarks/peers_forecast.py's JSON) scored like the run."""
     data = json.loads(path.read_text())
@@ -114,7 +132,7 @@ def table(results: list[dict], peers: dict[str, dict], seeds: int) -> str:
         p = peers.get(name, {})
         peer = " / ".join(f"{p[m]['smape']:.2f}" if m in p else "-" for m in ("LSTM", "NHITS"))
         kept = ", ".join(sorted({r["combination"] for r in rows}))
-        stat_s = sum(v.get("seconds") or 0 for v in b.values())
+        stat_s = sum(v.get("seconds") or 0 for v in b.values() if not v.get("reference only"))
         lines.append(
             f"| {name} | {_ms([r['smape'] for r in rows])} | {_ms([r['mase'] for r in rows])} | "
             f"{_ms([r['owa'] for r in rows])} | {kept} | {_ms([r['rnn']['smape'] for r in rows])} | "
@@ -184,11 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (2 cores: 2)")
     parser.add_argument("--out", default=str(RESULTS), help="results file, or - for stdout only")
     parser.add_argument("--keep", type=Path, help="keep the run folders here (default: discarded)")
+    parser.add_argument(
+        "--references", default="AutoARIMA", help="statistical models scored beside the run's own baselines"
+    )
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run (none: the defaults)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.collections.split(",") if n.strip()]
     results = [run_collection(n, args.seeds, args.overrides, args.keep) for n in names]
+    for res in results:  # references that the run itself does not fit by default (cached, fitted once)
+        add_references(res, [m for m in args.references.split(",") if m])
     peers: dict[str, dict] = {}
     for path in args.peers:
         for n in names:

@@ -28,7 +28,19 @@ def test_the_benchmark_prints_the_run_beside_the_baselines(tmp_path, capsys):
     out = tmp_path / "result.md"
     tiny = ["data.horizon=6", "data.baselines=Naive2,SeasonalNaive,Theta", "data.jobs=1"]
     tiny += ["data.batch_size=16", "data.steps_per_epoch=2", "model.hidden_size=4", "model.ensemble=1"]
-    args = ["--collections", str(data), "--seeds", "2", "--threads", "1", "--out", str(out), "train.epochs=1"]
+    args = [
+        "--collections",
+        str(data),
+        "--seeds",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--references",
+        "",
+    ]
+    args += ["train.epochs=1"]
     assert _benchmark().main(args + tiny) == 0
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith(f"| {data}")]
