@@ -12,7 +12,8 @@ On the command line: ``rnnlab pretrain sentiment --data reviews-zh --budget-s 60
 
 The engine is the charlm task: the text (:func:`rnnlab.data.pretrain.build_pretrain_text`: the general
 corpora of the data's language, the **training split** of the sentiment data as the sentiment task splits it
-(:func:`rnnlab.tasks.sentiment.load_splits`), never a validation or test text, checked by fingerprints) is
+(:func:`rnnlab.tasks.sentiment.load_splits`), never a validation or test text nor a behavioural test text
+(:mod:`rnnlab.data.behavioural`), checked by fingerprints) is
 written to a ``.txt`` file and each LM is an ordinary :func:`rnnlab.tasks.charlm.train` run on it, the
 backward one with ``model.reverse=true``. ``budget_s`` is shared: each LM gets half. Both LMs get the same
 hidden size (transfer needs it): with ``model.hidden_size=0`` (the charlm default) it is chosen once, for one
@@ -34,6 +35,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab.data.behavioural import behavioural_texts
 from rnnlab.data.pretrain import build_pretrain_text, general_lines, language_of
 from rnnlab.data.sources import DataError, cache_dir
 from rnnlab.tasks import charlm
@@ -76,13 +78,15 @@ def pretrain_text(data, general: dict[str, list[str]] | None = None, exclude: li
     """The pretraining text of sentiment ``data`` (name, path or ``DataConfig``), with its split's record.
 
     ``general``: source -> lines (default: :func:`rnnlab.data.pretrain.general_lines` of the data's
-    language). ``exclude``: more texts never to read (another evaluation set, e.g. a behavioural test set).
+    language). ``exclude``: more texts never to read (another evaluation set); the behavioural test set
+    (:func:`rnnlab.data.behavioural.behavioural_texts`, every language) is always excluded.
     """
     from rnnlab.tasks import sentiment
 
     cfg = _sentiment_data(data)
     splits = sentiment.load_splits(cfg)
     held_out = [*splits.valid.texts, *(splits.test.texts if splits.test is not None else []), *exclude]
+    held_out += behavioural_texts()  # scored by benchmarks/quality_sentiment.py --behavioural
     if general is None:
         general = general_lines(language_of(splits.train.texts[:2000]))
     return build_pretrain_text(general, splits.train.texts, held_out), splits
