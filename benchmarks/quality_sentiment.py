@@ -12,11 +12,20 @@ the task's defaults (see ``rnnlab.tasks.sentiment``) plus the per-data-set overr
     python benchmarks/quality_sentiment.py                      # the whole table: hours on 2 CPU cores
     python benchmarks/quality_sentiment.py --quick              # seed 0: BiLSTM + attention, the reference
     python benchmarks/quality_sentiment.py --datasets movies-en --models gru --poolings mean --seeds 0 1 2
+    python benchmarks/quality_sentiment.py --behavioural RUN [RUN ...]   # trained runs on the behavioural set
 
 Every finished run is appended to ``benchmarks/results/quality_sentiment.jsonl`` and skipped when the script
 runs again with the same settings, so an interrupted benchmark continues where it stopped. The markdown
 table (mean +- standard deviation over seeds) is printed and written to ``quality_sentiment.md``. Times are
 the training's wall-clock and process CPU seconds (all threads); on a shared machine only CPU time compares.
+
+``--behavioural RUN ...`` trains nothing: it scores sentiment run folders (``neg`` / ``pos`` labels; a
+from-scratch run beside a pretrained one, say) on the behavioural test set of the run's language
+(:mod:`rnnlab.data.behavioural`: negation, contrast, double negation, comparison), beside TF-IDF + LinearSVC
+(C = 1) and TF-IDF + logistic regression (C = 4) fit on the run's own training split over the run
+tokenizer's n-grams (1-3 characters, 1-2 words; sublinear TF), and prints a table: overall accuracy, the share
+of minimal pairs with both items right, and accuracy per phenomenon. It is written to
+``quality_sentiment_behavioural.md`` (``--behavioural-out``).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import random
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -176,6 +186,87 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _linear_predictors(train_part, tokenizer) -> dict:
+    """TF-IDF over the run tokenizer's n-grams (sublinear TF), then LinearSVC (C = 1) or logistic regression
+    (C = 4), fit on ``train_part``: reference name -> a function texts -> labels."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    from rnnlab.training.linear_baseline import NGRAM_MAX, token_ngrams
+
+    ngram_max = NGRAM_MAX.get(tokenizer.name, 2)
+    vectorizer = TfidfVectorizer(
+        analyzer=lambda text: token_ngrams(tokenizer(text), ngram_max), sublinear_tf=True
+    )
+    features = vectorizer.fit_transform(train_part.texts)
+    classifiers = {"tfidf+svc": LinearSVC(C=1.0), "tfidf+lr-c4": LogisticRegression(C=4.0, max_iter=3000)}
+    predictors = {}
+    for name, classifier in classifiers.items():
+        classifier.fit(features, train_part.labels)
+        predictors[name] = partial(_predict_linear, vectorizer, classifier)
+    return predictors
+
+
+def _predict_linear(vectorizer, classifier, texts: list[str]) -> list[str]:
+    return [str(label) for label in classifier.predict(vectorizer.transform(texts))]
+
+
+def _predict_run(predictor, texts: list[str]) -> list[str]:
+    return [result["label"] for result in predictor.predict(texts)]
+
+
+def behavioural(run_dirs: list[Path]) -> list[dict]:
+    """Each run and the linear references of its training split, scored on the behavioural set of its
+    language: one row each (references once per distinct data section)."""
+    from rnnlab.data.behavioural import score_behavioural
+    from rnnlab.data.pretrain import language_of
+    from rnnlab.inference.predictor import Predictor
+    from rnnlab.tasks import runs, sentiment
+    from rnnlab.tasks.config import config_to_dict
+
+    rows, seen = [], set()
+    for run_dir in run_dirs:
+        config = sentiment.load_run_config(run_dir)
+        predictor = Predictor.from_checkpoint(run_dir)
+        if sorted(predictor.label_names) != ["neg", "pos"]:
+            raise SystemExit(
+                f"--behavioural: expected a run with labels ['neg', 'pos'], received {predictor.label_names} "
+                f"({run_dir})"
+            )
+        splits = sentiment.load_splits(config.data)
+        runs.check_split(run_dir, "train", splits.train.texts, config.data.dataset)
+        lang = language_of(splits.train.texts[:2000])
+        data = f"{Path(config.data.dataset).name} (split seed {config.data.split_seed})"
+        key = json.dumps([config_to_dict(config.data), predictor.tokenizer.to_dict()], sort_keys=True)
+        models = {}
+        if key not in seen:  # runs of one split share their references
+            seen.add(key)
+            models.update(_linear_predictors(splits.train, predictor.tokenizer))
+        init = config.model.init  # a charlm run folder, or two (FWD,BWD): named by their last parts
+        init = "init " + ",".join(Path(p).name for p in init.split(",")) if init else "from scratch"
+        models[f"run: {run_dir.name} ({init})"] = partial(_predict_run, predictor)
+        for name, predict in models.items():
+            score = score_behavioural(predict, lang)
+            score.pop("predictions")
+            rows.append({"model": name, "data": data, "lang": lang, **score})
+    return rows
+
+
+def behavioural_table(rows: list[dict]) -> str:
+    """Markdown: one line per model and data, overall then per phenomenon."""
+    from rnnlab.data.behavioural import PHENOMENA
+
+    head = ["model", "data", "lang", "n", "accuracy", "pairs both right", *PHENOMENA]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["model"], row["data"], row["lang"], str(row["n"])]
+        cells += [f"{row['accuracy']:.3f}", f"{row['pairs_both_right']:.3f}"]
+        cells += [f"{row['per_phenomenon'][p]:.3f}" if p in row["per_phenomenon"] else "-" for p in PHENOMENA]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -195,8 +286,20 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--no-reference", action="store_true", help="skip the TF-IDF + LR rows")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--results", type=Path, default=RESULTS / "quality_sentiment.jsonl")
+    parser.add_argument(
+        "--behavioural",
+        nargs="+",
+        type=Path,
+        metavar="RUN",
+        help="score these sentiment runs and the linear references on the behavioural set; trains nothing",
+    )
+    parser.add_argument(
+        "--behavioural-out", type=Path, default=RESULTS / "quality_sentiment_behavioural.md", metavar="FILE"
+    )
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every recurrent model")
     args = parser.parse_args(argv)
+    if args.behavioural:
+        return _run_behavioural(args)
     if args.quick:
         args.seeds, args.models, args.poolings = [0], ["bilstm"], ["attention"]
     torch.set_num_threads(args.threads)
@@ -237,6 +340,23 @@ def main(argv: list[str] | None = None) -> str:
     scratch.cleanup()
     markdown = table(_load(args.results))  # everything measured so far, by this run or another one
     (RESULTS / "quality_sentiment.md").write_text(markdown + "\n", encoding="utf-8")
+    print(markdown)
+    return markdown
+
+
+def _run_behavioural(args) -> str:
+    missing = [str(run) for run in args.behavioural if not (run / "config.json").is_file()]
+    if missing:
+        raise SystemExit(
+            f"--behavioural: expected sentiment run folders (with config.json), received {missing}"
+        )
+    torch.set_num_threads(args.threads)
+    rows = behavioural(args.behavioural)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    markdown = behavioural_table(rows)
+    args.behavioural_out.parent.mkdir(parents=True, exist_ok=True)
+    args.behavioural_out.write_text(markdown + "\n", encoding="utf-8")
     print(markdown)
     return markdown
 
