@@ -109,6 +109,11 @@ def score_peers(path: Path, name: str) -> dict:
     return out
 
 
+def _plain(value):
+    """JSON for what json does not know: arrays as lists, numpy numbers as floats."""
+    return value.tolist() if isinstance(value, np.ndarray) else float(value)
+
+
 def _ms(values: list[float]) -> str:
     a = np.asarray(values, dtype=np.float64)
     return f"{a.mean():.3f} ± {a.std(ddof=1):.3f}" if len(a) > 1 else f"{a.mean():.3f}"
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out != "-":
         Path(args.out).write_text(text)
         json_path = Path(args.out).with_suffix(".json")
-        json_path.write_text(json.dumps(results, indent=1, default=float))
+        json_path.write_text(json.dumps(results, indent=1, default=_plain))
     return 0
 
 
