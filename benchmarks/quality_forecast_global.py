@@ -98,9 +98,13 @@ def score_peers(path: Path, name: str) -> dict:
     naive2 = forecast_collection(c.train, c.horizon, c.period, models=("Naive2",))["Naive2"]["mean"]
     out = {}
     for model, entry in data["models"].items():
-        f = [np.asarray(v, dtype=np.float64) for v in entry["forecasts"]]
+        given = entry["forecasts"]  # {series id: (h,)}, or one list per series in the collection's order
+        rows = [given[i] for i in c.ids] if isinstance(given, dict) else given
+        f = [np.asarray(v, dtype=np.float64) for v in rows]
         r = score_collection(c.test, f, c.train, c.period, naive2=naive2)
         out[model] = {
+            "cpu_seconds": entry.get("cpu_seconds"),
+            "steps": entry.get("steps"),
             "smape": r["smape"],
             "mase": r["mase"],
             "owa": r["owa"],
