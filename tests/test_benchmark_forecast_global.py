@@ -23,7 +23,10 @@ def _benchmark():
     return module
 
 
-def test_the_benchmark_prints_the_run_beside_the_baselines(tmp_path, capsys):
+def test_the_benchmark_prints_the_run_beside_the_baselines(tmp_path, capsys, monkeypatch):
+    import rnnlab.data.sources
+
+    monkeypatch.setattr(rnnlab.data.sources, "cache_dir", lambda: tmp_path / "cache")  # not the user's cache
     data = write_collection(tmp_path / "long.csv", n=5)
     out = tmp_path / "result.md"
     tiny = ["data.horizon=6", "data.baselines=Naive2,SeasonalNaive,Theta", "data.jobs=1"]

@@ -21,6 +21,18 @@ from rnnlab.training import load_checkpoint
 from tiny_series import write_collection
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_forecast_cache(tmp_path_factory):
+    """The statistical models' forecasts are cached (rnnlab.models.stat_forecasters): here, not in the user's
+    cache folder."""
+    import rnnlab.data.sources
+
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rnnlab.data.sources, "cache_dir", lambda: folder)
+        yield folder
+
+
 def tiny_config(path, **data):
     cfg = forecast.Config()
     cfg.data.dataset = str(path)
