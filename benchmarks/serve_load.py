@@ -1,18 +1,22 @@
-"""Load and faults for ``rnnlab serve``, on the loopback only.
+"""Load and faults for ``rnnlab serve``, on the loopback only, on the trained runs of every task.
 
-50 concurrent clients (threads, one keep-alive connection each) send 2,000 ``/v1/predict`` requests per
-round, a tenth of them bad (malformed JSON, non-UTF-8 bytes, wrong types, an empty list, an empty text, too
-many texts, a text too long, a body over the size limit). Checked: 0 errors on good requests, a 4xx on every
-bad one, no dropped connection; reported: throughput, p50/p99 latency of the good requests, resident memory
-of the server after a warm-up and after each of two equal rounds, and micro-batching's throughput gain
-over a server with ``--max-batch-size 1``. Writes a Markdown table (``--out``).
+For each run (``--run``, once per run: a sentiment, translate, charlm or forecast run folder), 32 concurrent
+clients (threads, one keep-alive connection each) send the run's endpoint requests built from the run's own
+training part (reviews, date strings, primes cut from the training text, histories that end inside the
+training part; never its validation or test part), a tenth of them bad (malformed JSON, non-UTF-8 bytes,
+wrong types, options out of range, a body over the size limit, ...). A character LM's requests alternate
+between a whole text and server-sent events (``"stream": true``), each asking for 200 characters.
 
-    python benchmarks/serve_load.py [--run RUN] [--clients 50] [--requests 2000] [--workers 2] [--quick]
+Three servers per run, one after the other: micro-batching (the defaults), ``--max-batch-size 1`` (every
+request alone) and ``--workers 2`` (micro-batching in each worker). Checked on every round: 0 errors on
+good requests (a 200 with the expected answer: a stream with as many characters as asked), the right 4xx
+on every bad one, no dropped connection, exit 0 after SIGTERM and no traceback. Reported: throughput,
+p50 / p99 latency of the good requests (a stream's: until its last event; its first character's too),
+the server's resident memory after a warm-up and after each of two equal micro-batching rounds, and the
+ratios the serving targets are stated in. Writes a Markdown report (``--out``).
 
-``--workers N`` adds a round of ``rnnlab serve --workers N`` (micro-batching in each worker) and reports its
-throughput against one worker's (resident memory: the parent and its workers together).
-
-Without ``--run`` it trains a small sentiment run on synthetic reviews first (about ten seconds).
+    python benchmarks/serve_load.py --run runs/zh --run runs/dates --run runs/shakespeare --run runs/air
+    python benchmarks/serve_load.py --quick      # trains a small sentiment run first (about ten seconds)
 """
 
 from __future__ import annotations
@@ -29,22 +33,54 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BAD = [
-    (b'{"texts": ["unclosed', 400),
-    (b'{"texts": ["\xff\xfe bad bytes"]}', 400),
+OVERSIZED = b'{"texts": ["' + b"a" * (1 << 20) + b'"]}'  # over max_body_bytes (1 MiB)
+COMMON_BAD = [(b'{"texts": ["unclosed', 400), (b'{"texts": ["\xff\xfe bad bytes"]}', 400), (OVERSIZED, 413)]
+PREDICT_BAD = [
+    *COMMON_BAD,
     (b'{"texts": "not a list"}', 422),
     (b'{"texts": []}', 422),
     (b'{"texts": ["   "]}', 422),
     (json.dumps({"texts": ["好"] * 300}).encode(), 413),  # over max_texts (256)
     (json.dumps({"texts": ["长" * 10_001]}).encode(), 413),  # over max_text_chars
-    (b'{"texts": ["' + b"a" * (1 << 20) + b'"]}', 413),  # over max_body_bytes (1 MiB)
 ]
+GENERATE_BAD = [
+    *COMMON_BAD,
+    (b'{"length": 0}', 422),
+    (b'{"length": 5000}', 422),  # over max_generate_length
+    (b'{"temperature": -1}', 422),
+    (b'{"top_p": 1.5}', 422),
+    (json.dumps({"prime": "\u2603\u2603"}).encode(), 422),  # no character of it was seen in training
+    (b'{"stream": "yes"}', 422),
+    (json.dumps({"prime": "a" * 10_001}).encode(), 413),  # over max_text_chars
+]
+FORECAST_BAD = [
+    *COMMON_BAD,
+    (b'{"history": [1, 2]}', 422),  # shorter than the window
+    (b'{"history": "not a list"}', 422),
+    (b'{"history": [NaN, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]}', 422),
+    (json.dumps({"history": [0] * 100_001}).encode(), 413),  # over max_history
+    (b'{"history": null, "unknown": 1}', 422),
+]
+ROUND = {"sentiment": 2000, "translate": 1000, "charlm": 320, "forecast": 2000}  # good + bad, per round
+
+
+@dataclass
+class Workload:
+    """What the clients send to one run: good bodies (with whether each is a stream and, for a stream, how
+    many characters it must bring) and bad bodies with the status each must get."""
+
+    task: str
+    path: str
+    good: list[tuple[bytes, int]]  # (body, characters a stream must bring; 0: a plain JSON answer)
+    bad: list[tuple[bytes, int]]
 
 
 def _reviews(path: Path, n: int = 400, seed: int = 0) -> list[str]:
+    """Synthetic reviews with a cue word (the smoke run's data)."""
     rng = random.Random(seed)
     cues = {"pos": ["好用", "很棒", "满意", "推荐"], "neg": ["太差", "失望", "退货", "很慢"]}
     filler = list("这个东西我们买了一次然后就是的还有质量价格物流包装")
@@ -56,6 +92,62 @@ def _reviews(path: Path, n: int = 400, seed: int = 0) -> list[str]:
         rows.append(("".join(words), label))
     path.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows), encoding="utf-8")
     return [t for t, _ in rows]
+
+
+def texts_workload(texts: list[str], task: str = "sentiment") -> Workload:
+    return Workload(
+        task, "/v1/predict", [(json.dumps({"texts": [t]}).encode(), 0) for t in texts], PREDICT_BAD
+    )
+
+
+def run_workload(run: Path, n: int = 2000, seed: int = 1) -> Workload:
+    """The requests for a trained run, from its training part only (loaded as its task loads it)."""
+    from rnnlab.tasks import task_of_run
+
+    rng = random.Random(seed)
+    task = task_of_run(run)
+    if task == "sentiment":
+        from rnnlab.tasks import sentiment
+
+        texts = sentiment.load_splits(sentiment.load_run_config(run).data).train.texts
+        return texts_workload(rng.sample(list(texts), min(n, len(texts))), task)
+    if task == "translate":
+        from rnnlab.data.pairs import load_parallel
+        from rnnlab.tasks import translate
+
+        pairs = load_parallel(translate.load_run_config(run).data.parallel()).train
+        return texts_workload([s for s, _ in rng.sample(list(pairs), min(n, len(pairs)))], task)
+    if task == "charlm":
+        from rnnlab.data.corpora import load_corpus
+        from rnnlab.tasks import charlm
+
+        cfg = charlm.load_run_config(run).data
+        text = load_corpus(cfg.dataset, cfg.valid_fraction, cfg.test_fraction).train
+        good = []
+        for i in range(n):
+            start = rng.randrange(len(text) - 64)
+            prime = text[start : start + rng.randint(1, 40)]
+            body = {"prime": prime, "length": 200, "temperature": 0.8, "seed": i, "stream": i % 2 == 0}
+            good.append((json.dumps(body).encode(), 200 if i % 2 == 0 else 0))
+        return Workload(task, "/v1/generate", good, GENERATE_BAD)
+    if task == "forecast":
+        from rnnlab.tasks import forecast
+
+        config = forecast.load_run_config(run)
+        series = forecast.load_run_series(config.data)
+        split = forecast.make_split(series, config.data, config.model.window)
+        good = []
+        for i in range(n):
+            if i % 4 == 0:  # the run's own series: no history sent
+                good.append((b"{}", 0))
+                continue
+            end = rng.randint(split.window, split.valid_start)  # histories end inside the training part
+            history = series.values[:end].tolist()
+            good.append(
+                (json.dumps({"history": history, "last_time": str(series.times[end - 1])}).encode(), 0)
+            )
+        return Workload(task, "/v1/forecast", good, FORECAST_BAD)
+    raise SystemExit(f"--run {run}: task {task!r} has no load workload here")
 
 
 def _train(folder: Path) -> Path:
@@ -108,29 +200,51 @@ class Server:
         return code, self.proc.stderr.read()
 
 
-def _round(port: int, texts: list[str], clients: int, requests: int, bad_every: int) -> dict:
+def _read_stream(r: http.client.HTTPResponse, start: float) -> tuple[int, float | None]:
+    """Characters of a server-sent event stream up to its ``event: done``, and when the first came."""
+    chars, first = 0, None
+    while True:
+        line = r.readline()
+        if not line:
+            return -1, first  # ended without its done event
+        if line.startswith(b"data: "):
+            text = json.loads(line[6:]).get("text")
+            if text is not None:
+                chars += len(text)
+                first = first or time.perf_counter() - start
+        elif line.startswith(b"event: done"):
+            r.read()
+            return chars, first
+
+
+def _round(port: int, work: Workload | list[str], clients: int, requests: int, bad_every: int) -> dict:
+    """One round: ``requests`` requests (every ``bad_every``-th bad) shared out over ``clients`` threads."""
+    if not isinstance(work, Workload):  # a list of texts: the sentiment endpoint
+        work = texts_workload(list(work))
     plan = [(i % bad_every == bad_every - 1, i) for i in range(requests)]
-    lock, stats = threading.Lock(), {"lat": [], "good_errors": 0, "bad_not_4xx": 0, "dropped": 0, "bad": 0}
+    lock = threading.Lock()
+    stats = {"lat": [], "first": [], "good_errors": 0, "bad_not_4xx": 0, "dropped": 0, "bad": 0}
 
     def client(share):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for bad, i in share:
-            body, want = (
-                BAD[i // bad_every % len(BAD)]
-                if bad
-                else (json.dumps({"texts": [texts[i % len(texts)]]}).encode(), 200)
-            )
-            start = time.perf_counter()
+            body, want = work.bad[i // bad_every % len(work.bad)] if bad else work.good[i % len(work.good)]
+            start, first = time.perf_counter(), None
             try:
-                conn.request("POST", "/v1/predict", body=body, headers={"Content-Type": "application/json"})
+                conn.request("POST", work.path, body=body, headers={"Content-Type": "application/json"})
                 r = conn.getresponse()
-                r.read()
                 status = r.status
-            except (OSError, http.client.HTTPException):
+                ok = status == 200
+                if not bad and want and ok:  # a stream: every character it asked for, then done
+                    chars, first = _read_stream(r, start)
+                    ok = chars == want
+                else:
+                    ok = bool(json.loads(r.read())) and (ok or bad)  # an error's JSON too
+            except (OSError, http.client.HTTPException, ValueError):
                 with lock:
                     stats["dropped"] += 1
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 continue
             elapsed = time.perf_counter() - start
             with lock:
@@ -139,7 +253,9 @@ def _round(port: int, texts: list[str], clients: int, requests: int, bad_every: 
                     stats["bad_not_4xx"] += not (400 <= status < 500 and status == want)
                 else:
                     stats["lat"].append(elapsed)
-                    stats["good_errors"] += status != 200
+                    stats["good_errors"] += not ok
+                    if first is not None:
+                        stats["first"].append(first)
         conn.close()
 
     threads = [threading.Thread(target=client, args=(plan[c::clients],)) for c in range(clients)]
@@ -149,90 +265,163 @@ def _round(port: int, texts: list[str], clients: int, requests: int, bad_every: 
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    lat = sorted(stats.pop("lat"))
+    lat, first = sorted(stats.pop("lat")), sorted(stats.pop("first"))
+
+    def pct(xs, q):
+        return 1000 * xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
     return {
         **stats,
         "good": len(lat),
         "wall_s": wall,
         "rps": requests / wall,
-        "p50_ms": 1000 * lat[len(lat) // 2],
-        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "p50_ms": pct(lat, 0.5),
+        "p99_ms": pct(lat, 0.99),
+        "first_p50_ms": pct(first, 0.5),
+        "first_p99_ms": pct(first, 0.99),
     }
+
+
+CONFIGS = {
+    "micro": ("micro-batching (max batch 32, wait 5 ms)", []),
+    "single": ("batch size 1", ["--max-batch-size", "1"]),
+    "workers": ("micro-batching, --workers 2", ["--workers", "2"]),
+}
+
+
+def measure(run: Path, work: Workload, clients: int, requests: int, bad_every: int, configs) -> dict:
+    """Every server config of ``configs`` on one run: its rounds and its memory."""
+    rows, memory = {}, {}
+    for name in configs:
+        label, args = CONFIGS[name]
+        server = Server(run, *args)
+        try:
+            _round(server.port, work, clients, max(requests // 10, 20), bad_every)  # warm-up
+            rss = [_rss_mib(server.proc.pid)]
+            for k in range(2 if name == "micro" else 1):
+                rows[(name, k)] = _round(server.port, work, clients, requests, bad_every)
+                rss.append(_rss_mib(server.proc.pid))
+        finally:
+            code, log = server.stop()
+        memory[name] = (rss, code, "Traceback" in log)
+    return {"rows": rows, "memory": memory}
+
+
+def report(task: str, run: Path, result: dict, clients: int, requests: int) -> tuple[list[str], list[str]]:
+    """The run's section of the report, and its rows of the targets table."""
+    rows, memory = result["rows"], result["memory"]
+    lines = [
+        f"## {task}: `{run.name}`",
+        "",
+        f"{clients} clients x {requests} requests per round.",
+        "",
+        "| server | good | errors on good | bad | bad without its 4xx | dropped | req/s | p50 ms | p99 ms | "
+        "first char p50 / p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for (name, k), r in rows.items():
+        first = (
+            "-"
+            if r["first_p50_ms"] != r["first_p50_ms"]
+            else f"{r['first_p50_ms']:.1f} / {r['first_p99_ms']:.1f}"
+        )
+        lines.append(
+            f"| {CONFIGS[name][0]}, round {k + 1} | {r['good']} | {r['good_errors']} | {r['bad']} | "
+            f"{r['bad_not_4xx']} | {r['dropped']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{first} |"
+        )
+    lines += ["", "| server | RSS after warm-up, then each round (MiB) | exit after SIGTERM | traceback |"]
+    lines += ["|---|---|---:|---|"]
+    for name, (rss, code, tb) in memory.items():
+        lines.append(
+            f"| {CONFIGS[name][0]} | {' -> '.join(f'{m:.1f}' for m in rss)} | {code} | "
+            f"{'yes' if tb else 'no'} |"
+        )
+    targets = []
+    micro = [r for (name, _), r in rows.items() if name == "micro"]
+    if micro and ("single", 0) in rows:
+        single = rows[("single", 0)]
+        p99 = max(r["p99_ms"] for r in micro)
+        rps = sum(r["rps"] for r in micro) / len(micro)
+        targets.append(
+            f"| {task} | micro-batching p99 <= batch size 1's | {p99:.1f} ms (worse round) vs "
+            f"{single['p99_ms']:.1f} ms | {'met' if p99 <= single['p99_ms'] else 'not met'} |"
+        )
+        targets.append(
+            f"| {task} | micro-batching throughput >= 1.5x batch size 1 | {rps / single['rps']:.2f}x "
+            f"({rps:.1f} vs {single['rps']:.1f} req/s) | "
+            f"{'met' if rps >= 1.5 * single['rps'] else 'not met'} |"
+        )
+        if ("workers", 0) in rows:
+            w = rows[("workers", 0)]["rps"]
+            targets.append(
+                f"| {task} | `--workers 2` throughput >= 1.5x one worker | {w / rps:.2f}x ({w:.1f} vs "
+                f"{rps:.1f} req/s) | {'met' if w >= 1.5 * rps else 'not met'} |"
+            )
+    errors = sum(r["good_errors"] + r["bad_not_4xx"] + r["dropped"] for r in rows.values())
+    bad_exit = sum(code != 0 or tb for _, code, tb in memory.values())
+    rss = memory.get("micro", ([0, 0, 0],))[0]
+    growth = rss[-1] - rss[1] if len(rss) > 2 else 0.0
+    grew = growth > 0.01 * rss[1] if len(rss) > 2 else False
+    targets.append(
+        f"| {task} | 0 errors on good requests, 0 wrong answers to bad ones, 0 dropped, clean exits | "
+        f"{errors} faults, {bad_exit} unclean exits | {'met' if errors == bad_exit == 0 else 'not met'} |"
+    )
+    targets.append(
+        f"| {task} | no memory growth between equal rounds (under 1 % of RSS) | {growth:+.1f} MiB | "
+        f"{'not met' if grew else 'met'} |"
+    )
+    return lines, targets
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", type=Path, help="a sentiment run folder (default: train a small one)")
-    p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--requests", type=int, default=2000, help="requests per round")
+    p.add_argument("--run", type=Path, action="append", help="a trained run folder (repeat for several)")
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--requests", type=int, help="requests per round (default: by task, see ROUND)")
     p.add_argument("--bad-every", type=int, default=10, help="every N-th request is bad")
-    p.add_argument("--workers", type=int, default=0, help="also a round with --workers N (N >= 2)")
+    p.add_argument(
+        "--configs", default="micro,single,workers", help="servers to measure, of " + ",".join(CONFIGS)
+    )
     p.add_argument("--quick", action="store_true", help="8 clients x 200 requests (a smoke run)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_load.md")
     a = p.parse_args(argv)
+    configs = [c for c in a.configs.split(",") if c]
+    if unknown := [c for c in configs if c not in CONFIGS]:
+        p.error(f"--configs: expected names of {', '.join(CONFIGS)}, received {', '.join(unknown)}")
     if a.quick:
-        a.clients, a.requests = 8, 200
+        a.clients, a.requests = 8, a.requests or 200
+    sections, targets, ok = [], [], True
     with tempfile.TemporaryDirectory() as tmp:
-        run = a.run or _train(Path(tmp))
-        texts = _reviews(Path(tmp) / "texts.csv", seed=1)
-        rows, memory = [], {}
-        configs = [
-            ("micro-batching (max batch 32, wait 5 ms)", []),
-            ("batch size 1", ["--max-batch-size", "1"]),
-        ]
-        if a.workers > 1:
-            configs.append((f"micro-batching, --workers {a.workers}", ["--workers", str(a.workers)]))
-        for label, args in configs:
-            server = Server(run, *args)
-            _round(server.port, texts, a.clients, max(a.requests // 10, 20), a.bad_every)  # warm-up
-            rss = [_rss_mib(server.proc.pid)]
-            for k in range(2 if not rows else 1):
-                result = _round(server.port, texts, a.clients, a.requests, a.bad_every)
-                rss.append(_rss_mib(server.proc.pid))
-                rows.append((f"{label}, round {k + 1}", result))
-            code, log = server.stop()
-            memory[label] = (rss, code, "Traceback" in log)
-    batched = sum(r["rps"] for _, r in rows[:2]) / 2  # the mean of the two micro-batching rounds
-    single = rows[2][1]["rps"]
+        runs = a.run or [_train(Path(tmp))]
+        for run in runs:
+            work = run_workload(run) if a.run else texts_workload(_reviews(Path(tmp) / "texts.csv", seed=1))
+            requests = a.requests or ROUND[work.task]
+            result = measure(run, work, a.clients, requests, a.bad_every, configs)
+            lines, rows = report(work.task, run, result, a.clients, requests)
+            sections += ["", *lines]
+            targets += rows
+            ok = ok and all(
+                r["good_errors"] == r["bad_not_4xx"] == r["dropped"] == 0 for r in result["rows"].values()
+            )
+            ok = ok and all(code == 0 and not tb for _, code, tb in result["memory"].values())
     lines = [
         "# rnnlab serve under load (loopback)",
         "",
-        f"{a.clients} concurrent clients x {a.requests} requests per round, 1 in {a.bad_every} bad; "
-        f"`python benchmarks/serve_load.py{' --quick' if a.quick else ''}`; {os.cpu_count()} CPUs, "
-        "clients and server on the same machine.",
+        f"`python benchmarks/serve_load.py{' --quick' if a.quick else ''}"
+        + "".join(f" --run {r.name}" for r in a.run or [])
+        + f"`: {a.clients} concurrent keep-alive clients, 1 request in {a.bad_every} bad, "
+        f"{os.cpu_count()} CPUs shared by the clients and the server.",
         "",
-        "| server | good | errors on good | bad | bad without its 4xx | dropped | req/s | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| task | target | measured | status |",
+        "|---|---|---|---|",
+        *targets,
+        *sections,
     ]
-    for label, r in rows:
-        lines.append(
-            f"| {label} | {r['good']} | {r['good_errors']} | {r['bad']} | {r['bad_not_4xx']} | "
-            f"{r['dropped']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
-        )
-    lines += [
-        "",
-        "| server | RSS after warm-up, then each round (MiB) | exit after SIGTERM | traceback |",
-        "|---|---|---:|---|",
-    ]
-    for label, (rss, code, tb) in memory.items():
-        lines.append(
-            f"| {label} | {' -> '.join(f'{m:.1f}' for m in rss)} | {code} | {'yes' if tb else 'no'} |"
-        )
-    lines += [
-        "",
-        f"Micro-batching's throughput gain over batch size 1 (mean of its two rounds): "
-        f"**{batched / single:.2f}x**.",
-    ]
-    if a.workers > 1:
-        lines.append(
-            f"`--workers {a.workers}` against one worker (both micro-batching): "
-            f"**{rows[3][1]['rps'] / batched:.2f}x**."
-        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
-    ok = all(r["good_errors"] == 0 and r["bad_not_4xx"] == 0 and r["dropped"] == 0 for _, r in rows)
-    return 0 if ok and all(code == 0 for _, code, _ in memory.values()) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -175,3 +176,66 @@ def test_forecasts_share_a_forward_pass_and_a_bad_one_fails_alone(forecast_serve
     counts = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#"))
     jobs, passes = float(counts["rnnlab_batch_requests_sum"]), float(counts["rnnlab_batch_requests_count"])
     assert jobs == 7 and passes < 7  # the seven good forecasts shared forward passes
+
+
+def _generate(port: int, body: dict) -> str:
+    """The text of one /v1/generate request, whole or from its events."""
+    if not body.get("stream"):
+        status, _, answer = call(port, "POST", "/v1/generate", body)
+        assert status == 200, answer
+        return answer["text"]
+    _, events = _events(port, body)
+    assert events[-1] == "event: done\ndata: {}"
+    return "".join(json.loads(e.removeprefix("data: "))["text"] for e in events[:-1])
+
+
+def test_concurrent_generates_share_forward_passes_and_equal_the_sampler(charlm_server):
+    from rnnlab.inference.sampler import Sampler
+
+    sampler = Sampler.from_checkpoint(charlm_server.run_dir)
+    bodies = [
+        {"prime": ["Kent", "Lear", "F", ""][i % 4], "length": 30 + 7 * i, "temperature": 0.9, "seed": i,
+         "top_k": [None, 5][i % 2], "stream": i % 3 == 0}
+        for i in range(10)
+    ]  # fmt: skip
+    metrics = call(charlm_server.port, "GET", "/metrics")[2]
+    before = _counts(metrics)
+    with ThreadPoolExecutor(10) as pool:
+        texts = list(pool.map(lambda b: _generate(charlm_server.port, b), bodies))
+    for body, text in zip(bodies, texts, strict=True):
+        options = {k: v for k, v in body.items() if k != "stream"}
+        assert text == "".join(sampler.stream(**options))
+    after = _counts(call(charlm_server.port, "GET", "/metrics")[2])
+    rows = after["rnnlab_batch_size_sum"] - before.get("rnnlab_batch_size_sum", 0)
+    passes = after["rnnlab_batch_size_count"] - before.get("rnnlab_batch_size_count", 0)
+    assert rows == sum(b["length"] for b in bodies)  # one row-step per character drawn
+    assert passes < rows  # some forward passes drew for several requests at once
+
+
+def _counts(metrics: str) -> dict[str, float]:
+    lines = (line.rsplit(" ", 1) for line in metrics.splitlines() if line and line[0] != "#")
+    return {key: float(value) for key, value in lines}
+
+
+def test_a_stream_whose_client_leaves_stops_being_sampled(charlm_server):
+    from rnnlab.serve.app import create_app
+    from rnnlab.serve.limits import ServeLimits
+
+    app = create_app(charlm_server.run_dir, ServeLimits(max_generate_length=1_000_000))
+    server = ThreadServer(app)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        body = json.dumps({"prime": "Kent", "length": 1_000_000, "stream": True})
+        conn.request("POST", "/v1/generate", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200 and r.readline().startswith(b"data: ")
+        conn.sock.close()  # the client goes away after one character
+        conn.close()
+        streams = app.fastapi.state.streams
+        deadline = time.monotonic() + 20
+        while len(streams.batch) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(streams.batch) == 0  # long before its million characters
+        assert call(server.port, "POST", "/v1/generate", {"prime": "Kent", "length": 5})[0] == 200
+    finally:
+        server.stop()

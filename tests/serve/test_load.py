@@ -5,6 +5,7 @@ no dropped connection, and the batches of the worker really held several request
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def test_concurrent_clients_with_bad_requests(sentiment_run, tmp_path):
 
     spec = importlib.util.spec_from_file_location("serve_load", BENCH)
     bench = importlib.util.module_from_spec(spec)
+    sys.modules["serve_load"] = bench  # its dataclass looks its module up there
     spec.loader.exec_module(bench)
     texts = bench._reviews(tmp_path / "texts.csv", n=50, seed=1)
     server = ThreadServer(create_app(sentiment_run))

@@ -107,20 +107,36 @@ class Sampler:
         if generator is None:
             generator = torch.Generator()
             generator.manual_seed(seed if seed is not None else torch.seed())
-        ids = torch.tensor(self.encode_prime(prime)).view(1, -1)  # (1, P)
-        logits, state = self.model(ids)
-        last = logits[0, -1]  # (V,)
+        last, state = self.read_prime(prime)
         for _ in range(length):
-            last = last.float().clone()
-            last[[self.vocab.pad_id, self.vocab.unk_id]] = -math.inf
-            if temperature == 0:
-                nxt = int(last.argmax())
-            else:
-                probs = torch.softmax(filter_logits(last / temperature, top_k, top_p), -1)
-                nxt = int(torch.multinomial(probs, 1, generator=generator))
+            nxt = self.draw(last, temperature, top_k, top_p, generator)
             yield self.vocab.tokens[nxt]
             logits, state = self.model(torch.tensor([[nxt]]), state)
             last = logits[0, -1]
+
+    @torch.no_grad()
+    def read_prime(self, prime: str) -> tuple[Tensor, object]:
+        """The scores of the character after ``prime`` (V,) and the state after it (batch of one)."""
+        ids = torch.tensor(self.encode_prime(prime)).view(1, -1)  # (1, P)
+        logits, state = self.model(ids)
+        return logits[0, -1], state
+
+    def draw(
+        self,
+        last: Tensor,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        generator: torch.Generator,
+    ) -> int:
+        """One character id from the scores ``last`` (V,): greedy at temperature 0, else a draw from the
+        filtered softmax with ``generator`` (never ``<pad>`` / ``<unk>``)."""
+        last = last.float().clone()
+        last[[self.vocab.pad_id, self.vocab.unk_id]] = -math.inf
+        if temperature == 0:
+            return int(last.argmax())
+        probs = torch.softmax(filter_logits(last / temperature, top_k, top_p), -1)
+        return int(torch.multinomial(probs, 1, generator=generator))
 
     def sample(
         self,

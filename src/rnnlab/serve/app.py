@@ -241,8 +241,12 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
         state["batcher"] = MicroBatcher(
             backend.run_batch, limits.max_batch_size, limits.max_wait_ms, limits.max_queue, metrics.on_batch
         )
+        state["streams"] = app.state.streams = backend.scheduler(limits, lambda n: metrics.on_batch(n, n))
         yield
-        await asyncio.get_running_loop().run_in_executor(None, state["batcher"].stop)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, state["batcher"].stop)
+        if state["streams"] is not None:
+            await loop.run_in_executor(None, state["streams"].stop)
 
     app = FastAPI(title="rnnlab serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.backend, app.state.limits, app.state.metrics = backend, limits, metrics
@@ -336,15 +340,31 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
                 "text_too_long",
                 f"prime: {len(body.prime)} characters; the limit is {limits.max_text_chars}",
             )
-        if not body.stream:
+        streams = state["streams"]
+        if streams is None:  # a backend without a continuous batcher: whole texts through the micro-batcher
+            if body.stream:
+                raise ApiError(422, "invalid_option", "stream: this run's backend does not stream")
             return (await batched(body))[0]
         try:
             _, (options,) = backend.prepare(body)
+            stream = streams.submit(options)
+        except Overloaded as e:
+            raise ApiError(503, "overloaded", str(e)) from None
         except ValueError as e:  # DataError included
             raise ApiError(422, "invalid_option", str(e)) from None
-        return StreamingResponse(
-            _events(backend, options), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        if body.stream:
+            return StreamingResponse(
+                _events(streams, stream),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        try:
+            text = await stream.text()
+        except ValueError as e:
+            raise ApiError(422, "invalid_option", str(e)) from None
+        finally:  # the client went away (this task cancelled): the row leaves the batch
+            streams.cancel(stream)
+        return {"prime": options["prime"], "text": text}
 
     @app.post("/v1/forecast")
     async def forecast(request: Request):
@@ -363,19 +383,16 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
     return wrapped
 
 
-async def _events(backend, options: dict):
-    """Server-sent events: ``data: {"text": CH}`` per character, then ``event: done``; the sampler runs on
-    its own thread, one character per hand-over, and stops when the client goes away."""
-    loop = asyncio.get_running_loop()
-    it = backend.stream(**options)
-    done = object()
+async def _events(streams, stream):
+    """Server-sent events: ``data: {"text": CH}`` per character as the batch draws it, then ``event: done``
+    (or ``event: error`` with the error's JSON, should the model fail after the answer began); a client that
+    goes away takes its row out of the batch."""
     try:
-        while True:
-            ch = await loop.run_in_executor(None, next, it, done)
-            if ch is done:
-                break
+        async for ch in stream.chars():
             yield f"data: {json.dumps({'text': ch})}\n\n"
         yield "event: done\ndata: {}\n\n"
+    except Exception as e:  # the status line is sent: the error can only be an event
+        error = {"code": "internal", "message": f"{type(e).__name__}: {e}"}
+        yield f"event: error\ndata: {json.dumps(error)}\n\n"
     finally:
-        with contextlib.suppress(ValueError):  # still running on the executor thread: it ends by itself
-            it.close()
+        streams.cancel(stream)

@@ -71,6 +71,12 @@ class Backend:
     def run_batch(self, key, items: list) -> list:
         raise NotImplementedError
 
+    def scheduler(self, limits, on_step):
+        """A backend that generates step by step returns its continuous batcher here (a
+        :class:`~rnnlab.serve.streams.StreamScheduler`), which then serves its endpoint whole and streamed;
+        the others return None and are served by the micro-batcher."""
+        return None
+
 
 class ClassifierBackend(Backend):
     task, endpoint = "sentiment", "/v1/predict"
@@ -114,9 +120,9 @@ class TranslatorBackend(Backend):
 
 
 class GeneratorBackend(Backend):
-    """A character LM. Each request samples its own stream with its own seed, one step at a time, so each
-    runs alone (its key is its own): sharing a forward pass needs a batched sampler with one random
-    generator per row, which :mod:`rnnlab.inference.sampler` does not offer yet."""
+    """A character LM. Requests are rows of one batch that advances a character per forward pass, each row
+    with its own options and seeded generator (:meth:`scheduler`: continuous batching, whole texts and
+    streams alike); ``run_batch`` samples a set of requests together to the end."""
 
     task, endpoint = "charlm", "/v1/generate"
 
@@ -129,7 +135,7 @@ class GeneratorBackend(Backend):
             self.sampler.encode_prime(options["prime"])
         except DataError as e:  # the command line's words (--top-k) become the API's (top_k)
             raise DataError(str(e).replace("--", "").replace("-", "_", 1)) from None
-        return object(), [options]
+        return "generate", [options]
 
     def __init__(self, run_dir: Path) -> None:
         from rnnlab.inference.sampler import Sampler
@@ -137,17 +143,16 @@ class GeneratorBackend(Backend):
         super().__init__(run_dir)
         self.sampler = Sampler.from_checkpoint(run_dir)
 
-    def stream(self, prime: str, length: int, temperature: float, top_k, top_p, seed):
-        return self.sampler.stream(prime, length, temperature, top_k, top_p, seed)
+    def scheduler(self, limits, on_step):
+        from rnnlab.serve.streams import StreamScheduler
+
+        return StreamScheduler(self.sampler, limits.max_batch_size, limits.max_queue, on_step)
 
     def run_batch(self, key, items: list[dict]) -> list[dict]:
-        out = []
-        for r in items:
-            text = "".join(
-                self.stream(r["prime"], r["length"], r["temperature"], r["top_k"], r["top_p"], r["seed"])
-            )
-            out.append({"prime": r["prime"], "text": text})
-        return out
+        from rnnlab.inference.batch_sampler import BatchSampler
+
+        texts = BatchSampler(self.sampler).run(items)
+        return [{"prime": r["prime"], "text": text} for r, text in zip(items, texts, strict=True)]
 
 
 class ForecastBackend(Backend):
