@@ -239,3 +239,28 @@ def test_a_stream_whose_client_leaves_stops_being_sampled(charlm_server):
         assert call(server.port, "POST", "/v1/generate", {"prime": "Kent", "length": 5})[0] == 200
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("which", ["charlm_server", "forecast_server"])
+def test_the_load_benchmark_workload_of_each_task(which, request):
+    """benchmarks/serve_load.py's requests for a run, built from its training part: every good one gets
+    its 200 (a stream every character it asked for), every bad one the 4xx the benchmark expects."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
+    spec = importlib.util.spec_from_file_location("serve_load", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["serve_load"] = bench
+    spec.loader.exec_module(bench)
+    server = request.getfixturevalue(which)
+    work = bench.run_workload(server.run_dir, n=40)
+    if work.task == "charlm":  # shorter streams (the benchmark asks for 200 characters)
+        work.good = [
+            (body.replace(b'"length": 200', b'"length": 20'), want and 20) for body, want in work.good
+        ]
+    bad = len(work.bad)
+    r = bench._round(server.port, work, clients=4, requests=2 * bad * 2, bad_every=2)
+    assert (r["good"], r["bad"]) == (2 * bad, 2 * bad)  # every bad body twice
+    assert (r["good_errors"], r["bad_not_4xx"], r["dropped"]) == (0, 0, 0), r
