@@ -54,19 +54,49 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 
 def test_sampling_draws_only_allowed_characters(sampler, monkeypatch):
     seen = []
-    real = torch.multinomial
+    real = Sampler.probabilities
 
-    def spy(probs, n, generator=None):
-        seen.append(probs.clone())
-        return real(probs, n, generator=generator)
+    def spy(logits, options):
+        seen.append(real(logits, options)[0])
+        return real(logits, options)
 
-    monkeypatch.setattr(torch, "multinomial", spy)
+    monkeypatch.setattr(Sampler, "probabilities", staticmethod(spy))
     text = sampler.sample("the", 20, top_k=3, seed=2)
-    assert all(int((p > 0).sum()) <= 3 for p in seen)
+    assert len(seen) == 20 and all(int((p > 0).sum()) <= 3 for p in seen)
     vocab = sampler.vocab
     # each drawn character had a non-zero probability at its step
     for p, ch in zip(seen, text[3:], strict=True):
         assert p[vocab.index[ch]] > 0
+
+
+def test_batched_filters_equal_the_one_row_filter():
+    torch.manual_seed(1)
+    logits = torch.randn(6, 40)
+    options = [
+        (1.0, None, None),
+        (0.7, 5, None),
+        (1.3, None, 0.6),
+        (0.5, 3, 0.9),
+        (2.0, 40, 1.0),
+        (1.0, 1, None),
+    ]
+    got = Sampler.probabilities(logits, options)
+    for row, (t, k, p) in zip(got, options, strict=True):
+        want = torch.softmax(filter_logits(logits[options.index((t, k, p))] / t, k, p), -1)
+        assert torch.equal(row, want)
+
+
+def test_draws_follow_the_distribution_and_never_pick_probability_zero(sampler):
+    """The inverse-CDF draw: frequencies match the probabilities, a zero-probability id never comes."""
+    logits = torch.full((1, len(sampler.vocab)), -math.inf)
+    logits[0, 4], logits[0, 5], logits[0, 7] = 0.0, math.log(3.0), math.log(6.0)  # p = 0.1, 0.3, 0.6
+    g = torch.Generator().manual_seed(0)
+    counts = torch.bincount(
+        torch.tensor([sampler.draw_rows(logits, [(1.0, None, None)], [g])[0] for _ in range(4000)]),
+        minlength=logits.shape[-1],
+    )
+    assert counts.sum() == counts[4] + counts[5] + counts[7]
+    assert abs(counts[4] / 4000 - 0.1) < 0.02 and abs(counts[7] / 4000 - 0.6) < 0.03
 
 
 def test_temperature_zero_is_greedy_and_top_k_one_agrees(sampler):

@@ -107,10 +107,13 @@ class BatchSampler:
     def step(self) -> list[tuple[Hashable, str, bool]]:
         """One character for every row, as ``(key, character, last)``; rows whose last character this is
         leave the batch, the others read their character in one forward pass."""
-        drawn = [
-            self.sampler.draw(row.last, row.temperature, row.top_k, row.top_p, row.generator)
-            for row in self._rows
-        ]
+        if not self._rows:
+            return []
+        drawn = self.sampler.draw_rows(
+            torch.stack([row.last for row in self._rows]),
+            [(row.temperature, row.top_k, row.top_p) for row in self._rows],
+            [row.generator for row in self._rows],
+        )
         out = []
         for row, nxt in zip(self._rows, drawn, strict=True):
             row.left -= 1

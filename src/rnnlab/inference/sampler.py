@@ -18,7 +18,7 @@ most frequent character when the training text had no newline).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -129,14 +129,53 @@ class Sampler:
         top_p: float | None,
         generator: torch.Generator,
     ) -> int:
-        """One character id from the scores ``last`` (V,): greedy at temperature 0, else a draw from the
-        filtered softmax with ``generator`` (never ``<pad>`` / ``<unk>``)."""
+        """One character id from the scores ``last`` (V,) (see :meth:`draw_rows`)."""
+        return self.draw_rows(last.view(1, -1), [(temperature, top_k, top_p)], [generator])[0]
+
+    def draw_rows(
+        self,
+        last: Tensor,
+        options: Sequence[tuple[float, int | None, float | None]],
+        generators: Sequence[torch.Generator],
+    ) -> list[int]:
+        """One character id per row of the scores ``last`` (B, V), row ``b`` with its own ``(temperature,
+        top_k, top_p)`` and generator: greedy at temperature 0, else the inverse of the filtered softmax's
+        cumulative sum at one uniform number from the row's generator (never ``<pad>`` / ``<unk>``; a
+        character of probability 0 is never drawn). The filters and the softmax work on all rows at once,
+        each row exactly as it would alone, so a row's draw does not depend on the other rows."""
         last = last.float().clone()
-        last[[self.vocab.pad_id, self.vocab.unk_id]] = -math.inf
-        if temperature == 0:
-            return int(last.argmax())
-        probs = torch.softmax(filter_logits(last / temperature, top_k, top_p), -1)
-        return int(torch.multinomial(probs, 1, generator=generator))
+        last[:, [self.vocab.pad_id, self.vocab.unk_id]] = -math.inf
+        out = last.argmax(-1).tolist()  # the greedy rows' answer; the others are drawn below
+        rows = [b for b, (temperature, _, _) in enumerate(options) if temperature != 0]
+        if not rows:
+            return out
+        probs = self.probabilities(last[rows], [options[b] for b in rows])  # (S, V)
+        cdf = probs.double().cumsum(-1)  # (S, V)
+        u = torch.cat([torch.rand(1, dtype=torch.float64, generator=generators[b]) for b in rows])  # (S,)
+        picked = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)  # (S,)
+        possible = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)  # the last id with p > 0
+        for b, i in zip(rows, torch.minimum(picked, possible).tolist(), strict=True):
+            out[b] = i
+        return out
+
+    @staticmethod
+    def probabilities(logits: Tensor, options: Sequence[tuple[float, int | None, float | None]]) -> Tensor:
+        """``softmax(logits / temperature)`` after the top-k / top-p filters, per row of ``logits`` (S, V)
+        (every temperature > 0): row ``s`` equals ``softmax(filter_logits(logits[s] / t, k, p))``."""
+        temperature = torch.tensor([t for t, _, _ in options], dtype=logits.dtype).unsqueeze(-1)
+        x = logits / temperature  # (S, V)
+        vocab = x.shape[-1]
+        if any(k is not None and k < vocab for _, k, _ in options):
+            k = torch.tensor([min(k or vocab, vocab) for _, k, _ in options]).unsqueeze(-1)  # (S, 1)
+            kth = x.sort(-1, descending=True).values.gather(-1, k - 1)  # the k-th largest score
+            x = x.masked_fill(x < kth, -math.inf)
+        if any(p is not None and p < 1 for _, _, p in options):
+            p = torch.tensor([p if p is not None else 1.0 for _, _, p in options], dtype=x.dtype)
+            probs, order = torch.softmax(x, -1).sort(-1, descending=True)
+            before = probs.cumsum(-1) - probs  # mass of the more likely characters
+            drop = (before >= p.unsqueeze(-1)) & (p < 1).unsqueeze(-1)  # the first is always kept
+            x = x.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
+        return torch.softmax(x, -1)
 
     def sample(
         self,
