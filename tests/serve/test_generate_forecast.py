@@ -264,3 +264,27 @@ def test_the_load_benchmark_workload_of_each_task(which, request):
     r = bench._round(server.port, work, clients=4, requests=2 * bad * 2, bad_every=2)
     assert (r["good"], r["bad"]) == (2 * bad, 2 * bad)  # every bad body twice
     assert (r["good_errors"], r["bad_not_4xx"], r["dropped"]) == (0, 0, 0), r
+
+
+def test_a_backward_lm_answers_what_precedes_the_prime(tmp_path):
+    """model.reverse=true: the whole answer reads left to right and ends where the prime begins (as
+    ``rnnlab sample`` prints it); the stream's characters come in the order drawn, last first."""
+    from rnnlab.inference.sampler import Sampler
+    from rnnlab.serve.app import create_app
+
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    run = tmp_path / "run"
+    args = ["train", "charlm", "--data", str(tmp_path / "text.txt"), "--out", str(run), "model.reverse=true"]
+    assert main([*args, *CHARLM]) == 0
+    sampler = Sampler.from_checkpoint(run)
+    options = {"prime": "my lord", "length": 25, "temperature": 0.8, "seed": 4}
+    drawn = "".join(sampler.stream(**{**options, "prime": options["prime"][::-1]}))
+    server = ThreadServer(create_app(run))
+    try:
+        status, _, body = call(server.port, "POST", "/v1/generate", options)
+        assert status == 200 and body == {"prime": "my lord", "text": drawn[::-1]}
+        _, events = _events(server.port, {**options, "stream": True})
+        assert "".join(json.loads(e.removeprefix("data: "))["text"] for e in events[:-1]) == drawn
+        assert call(server.port, "GET", "/info")[2]["reverse"] is True
+    finally:
+        server.stop()

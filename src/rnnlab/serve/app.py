@@ -364,7 +364,7 @@ def create_app(run_dir: str | Path | Backend, limits: ServeLimits | None = None,
             raise ApiError(422, "invalid_option", str(e)) from None
         finally:  # the client went away (this task cancelled): the row leaves the batch
             streams.cancel(stream)
-        return {"prime": options["prime"], "text": text}
+        return backend.answer(body.prime, text)
 
     @app.post("/v1/forecast")
     async def forecast(request: Request):

@@ -77,6 +77,10 @@ class Backend:
         the others return None and are served by the micro-batcher."""
         return None
 
+    def answer(self, prime: str, text: str) -> dict:
+        """A scheduler's request answered whole: the text drawn after ``prime``."""
+        return {"prime": prime, "text": text}
+
 
 class ClassifierBackend(Backend):
     task, endpoint = "sentiment", "/v1/predict"
@@ -122,7 +126,9 @@ class TranslatorBackend(Backend):
 class GeneratorBackend(Backend):
     """A character LM. Requests are rows of one batch that advances a character per forward pass, each row
     with its own options and seeded generator (:meth:`scheduler`: continuous batching, whole texts and
-    streams alike); ``run_batch`` samples a set of requests together to the end."""
+    streams alike); ``run_batch`` samples a set of requests together to the end. A backward LM
+    (``model.reverse``) writes what precedes the prime: its streamed characters come in the order drawn,
+    last character first, and its whole answer is in reading order."""
 
     task, endpoint = "charlm", "/v1/generate"
 
@@ -135,13 +141,24 @@ class GeneratorBackend(Backend):
             self.sampler.encode_prime(options["prime"])
         except DataError as e:  # the command line's words (--top-k) become the API's (top_k)
             raise DataError(str(e).replace("--", "").replace("-", "_", 1)) from None
+        if self.reverse:  # a backward LM reads the prime last character first
+            options["prime"] = options["prime"][::-1]
         return "generate", [options]
+
+    def answer(self, prime: str, text: str) -> dict:
+        """The answer to a request for ``prime`` whose characters were drawn as ``text``: a backward LM's
+        come last character first, so its answer's ``text`` (what precedes the prime) is reversed."""
+        return {"prime": prime, "text": text[::-1] if self.reverse else text}
+
+    def info(self) -> dict:
+        return {**super().info(), "reverse": self.reverse}
 
     def __init__(self, run_dir: Path) -> None:
         from rnnlab.inference.sampler import Sampler
 
         super().__init__(run_dir)
         self.sampler = Sampler.from_checkpoint(run_dir)
+        self.reverse = bool(self.sampler.model.config.reverse)
 
     def scheduler(self, limits, on_step):
         from rnnlab.serve.streams import StreamScheduler
@@ -152,7 +169,8 @@ class GeneratorBackend(Backend):
         from rnnlab.inference.batch_sampler import BatchSampler
 
         texts = BatchSampler(self.sampler).run(items)
-        return [{"prime": r["prime"], "text": text} for r, text in zip(items, texts, strict=True)]
+        primes = [r["prime"][::-1] if self.reverse else r["prime"] for r in items]
+        return [self.answer(p, text) for p, text in zip(primes, texts, strict=True)]
 
 
 class ForecastBackend(Backend):

@@ -105,7 +105,9 @@ async function generate(text) {
       const event = buffer.slice(0, cut);
       buffer = buffer.slice(cut + 2);
       const data = event.split("\n").find((l) => l.startsWith("data: "));
-      if (data && !event.startsWith("event: done")) out.textContent += JSON.parse(data.slice(6)).text;
+      if (!data || event.startsWith("event: done")) continue;
+      const ch = JSON.parse(data.slice(6)).text;
+      out.textContent = info.reverse ? ch + out.textContent : out.textContent + ch; // a backward LM writes leftwards
     }
   }
 }
