@@ -12,7 +12,7 @@ request alone) and ``--workers 2`` (micro-batching in each worker). Checked on e
 good requests (a 200 with the expected answer: a stream with as many characters as asked), the right 4xx
 on every bad one, no dropped connection, exit 0 after SIGTERM and no traceback. Reported: throughput,
 p50 / p99 latency of the good requests (a stream's: until its last event; its first character's too),
-the server's resident memory after a warm-up round and after each of three equal micro-batching rounds
+the server's resident memory after a warm-up round and after each of three equal rounds
 (growth: the last reading above the highest earlier one; the allocator moves RSS by a few MiB either way
 from round to round, a leak only up), and the ratios the serving targets are stated in. Writes a Markdown
 report (``--out``).
@@ -279,6 +279,7 @@ def _round(port: int, work: Workload | list[str], clients: int, requests: int, b
         "rps": requests / wall,
         "p50_ms": pct(lat, 0.5),
         "p99_ms": pct(lat, 0.99),
+        "latencies_ms": [1000 * x for x in lat],
         "first_p50_ms": pct(first, 0.5),
         "first_p99_ms": pct(first, 0.99),
     }
@@ -291,17 +292,20 @@ CONFIGS = {
 }
 
 
-def measure(run: Path, work: Workload, clients: int, requests: int, bad_every: int, configs) -> dict:
-    """Every server config of ``configs`` on one run: its rounds and its memory."""
+def measure(
+    run: Path, work: Workload, clients: int, requests: int, bad_every: int, configs, rounds: int = 3
+) -> dict:
+    """Every server config of ``configs`` on one run: a warm-up round, then ``rounds`` equal rounds, and
+    the server's memory after each."""
     rows, memory = {}, {}
     for name in configs:
         label, args = CONFIGS[name]
         server = Server(run, *args)
         try:
-            warm = requests if name == "micro" else max(requests // 10, 20)
+            warm = requests if name == "micro" else max(requests // 4, 20)
             _round(server.port, work, clients, warm, bad_every)  # warm-up, not reported
             rss = [_rss_mib(server.proc.pid)]
-            for k in range(3 if name == "micro" else 1):
+            for k in range(rounds):
                 rows[(name, k)] = _round(server.port, work, clients, requests, bad_every)
                 rss.append(_rss_mib(server.proc.pid))
         finally:
@@ -341,26 +345,32 @@ def report(task: str, run: Path, result: dict, clients: int, requests: int) -> t
             f"{'yes' if tb else 'no'} |"
         )
     targets = []
-    micro = [r for (name, _), r in rows.items() if name == "micro"]
-    if micro and ("single", 0) in rows:
-        single = rows[("single", 0)]
-        p99 = max(r["p99_ms"] for r in micro)
-        rps = sum(r["rps"] for r in micro) / len(micro)
+
+    def pooled(name: str) -> tuple[float, float] | None:
+        """The p99 latency of every good request of a config's rounds together, and its mean req/s."""
+        mine = [r for (n, _), r in rows.items() if n == name]
+        if not mine:
+            return None
+        lat = sorted(x for r in mine for x in r["latencies_ms"])
+        return lat[min(len(lat) - 1, int(0.99 * len(lat)))], sum(r["rps"] for r in mine) / len(mine)
+
+    micro, single, workers = pooled("micro"), pooled("single"), pooled("workers")
+    if micro and single:
         targets.append(
-            f"| {task} | micro-batching p99 <= batch size 1's | {p99:.1f} ms (worse round) vs "
-            f"{single['p99_ms']:.1f} ms | {'met' if p99 <= single['p99_ms'] else 'not met'} |"
+            f"| {task} | micro-batching p99 <= batch size 1's (all rounds pooled) | {micro[0]:.1f} vs "
+            f"{single[0]:.1f} ms | {'met' if micro[0] <= single[0] else 'not met'} |"
         )
         targets.append(
-            f"| {task} | micro-batching throughput >= 1.5x batch size 1 | {rps / single['rps']:.2f}x "
-            f"({rps:.1f} vs {single['rps']:.1f} req/s) | "
-            f"{'met' if rps >= 1.5 * single['rps'] else 'not met'} |"
+            f"| {task} | micro-batching throughput >= 1.5x batch size 1 (mean of rounds) | "
+            f"{micro[1] / single[1]:.2f}x ({micro[1]:.1f} vs {single[1]:.1f} req/s) | "
+            f"{'met' if micro[1] >= 1.5 * single[1] else 'not met'} |"
         )
-        if ("workers", 0) in rows:
-            w = rows[("workers", 0)]["rps"]
-            targets.append(
-                f"| {task} | `--workers 2` throughput >= 1.5x one worker | {w / rps:.2f}x ({w:.1f} vs "
-                f"{rps:.1f} req/s) | {'met' if w >= 1.5 * rps else 'not met'} |"
-            )
+    if micro and workers:
+        targets.append(
+            f"| {task} | `--workers 2` throughput >= 1.5x one worker (mean of rounds) | "
+            f"{workers[1] / micro[1]:.2f}x ({workers[1]:.1f} vs {micro[1]:.1f} req/s) | "
+            f"{'met' if workers[1] >= 1.5 * micro[1] else 'not met'} |"
+        )
     errors = sum(r["good_errors"] + r["bad_not_4xx"] + r["dropped"] for r in rows.values())
     bad_exit = sum(code != 0 or tb for _, code, tb in memory.values())
     rss = memory.get("micro", ([0.0],))[0]
@@ -383,6 +393,7 @@ def main(argv=None) -> int:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--requests", type=int, help="requests per round (default: by task, see ROUND)")
     p.add_argument("--bad-every", type=int, default=10, help="every N-th request is bad")
+    p.add_argument("--rounds", type=int, default=3, help="equal rounds per server, after a warm-up")
     p.add_argument(
         "--configs", default="micro,single,workers", help="servers to measure, of " + ",".join(CONFIGS)
     )
@@ -400,7 +411,7 @@ def main(argv=None) -> int:
         for run in runs:
             work = run_workload(run) if a.run else texts_workload(_reviews(Path(tmp) / "texts.csv", seed=1))
             requests = a.requests or ROUND[work.task]
-            result = measure(run, work, a.clients, requests, a.bad_every, configs)
+            result = measure(run, work, a.clients, requests, a.bad_every, configs, a.rounds)
             lines, rows = report(work.task, run, result, a.clients, requests)
             sections += ["", *lines]
             targets += rows
