@@ -314,7 +314,7 @@ def test_plot_one_series_of_a_collection_run(trained, tmp_path, capsys):
     assert "series id 'nope': not in" in capsys.readouterr().err
 
 
-def test_serve_and_export_say_a_collection_run_is_not_theirs_yet(trained, capsys, tmp_path):
+def test_export_says_a_collection_run_is_not_its_own_yet(trained, capsys, tmp_path):
     from rnnlab.cli import main
 
     root, _, _ = trained

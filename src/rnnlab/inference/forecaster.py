@@ -65,8 +65,8 @@ class Forecaster:
         if "collection" in meta:  # a model across many series: rnnlab.tasks.forecast_global
             raise CheckpointError(
                 f"checkpoint {str(ckpt.path)!r} is a collection run ({meta['collection'].get('name')}): "
-                "serving and ONNX export take one-series forecast runs only so far; forecast with "
-                "rnnlab predict RUN --data FILE"
+                "ONNX export and this class take one-series forecast runs only; forecast with "
+                "rnnlab predict RUN --data FILE or rnnlab serve RUN"
             )
         missing = [k for k in ("config", "scaler", "freq", "tail", "end") if k not in meta]
         if missing:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ BUNDLED = {
     "sentiment": "rnnlab.serve.backends:ClassifierBackend",
     "translate": "rnnlab.serve.backends:TranslatorBackend",
     "charlm": "rnnlab.serve.backends:GeneratorBackend",
-    "forecast": "rnnlab.serve.backends:ForecastBackend",
+    "forecast": "rnnlab.serve.backends:forecast_backend",  # a function: one series or a collection
 }
 
 _PREDICT_KEYS = ["text", "label", "probabilities", "tokens", "num_tokens", "truncated"]
@@ -229,8 +229,90 @@ class ForecastBackend(Backend):
         ]
 
 
-def backend_class(task: str) -> type[Backend]:
-    """The backend class of ``task``: its module's ``SERVE_BACKEND``, else its line in :data:`BUNDLED`."""
+class CollectionForecastBackend(Backend):
+    """A run trained across a collection of series: it forecasts the history each request sends (any series,
+    on its own scale, as ``rnnlab predict RUN --data FILE`` does), with the combination the run kept; the
+    requests of a batch share the network's forward pass (the statistical members fit each history)."""
+
+    task, endpoint = "forecast", "/v1/forecast"
+
+    def __init__(self, run_dir: Path) -> None:
+        from rnnlab.tasks import forecast_global
+
+        super().__init__(run_dir)
+        self._global = forecast_global
+        self.model, self.scaler, self.meta = forecast_global.load_model(run_dir)
+        self.horizon = int(self.meta["collection"]["horizon"])
+        self.freq = self.meta["collection"].get("freq")
+
+    def prepare(self, body) -> tuple[Hashable, list]:
+        if body.history is None:
+            name = self.meta["collection"]["name"]
+            raise DataError(
+                f"history: a run trained across a collection ({name}) forecasts the series you send; "
+                "expected a list of at least 3 numbers, received none"
+            )
+        values = np.asarray(body.history, dtype=np.float64)
+        if len(values) < 3:
+            raise DataError(f"history: expected at least 3 values (1-D), received shape {values.shape}")
+        if not np.isfinite(values).all():
+            raise DataError("history: expected finite numbers, received NaN or infinity")
+        if self.scaler.log and float(values.min()) <= 0:
+            raise DataError(
+                "history: expected values > 0 (the run learnt log values of a positive collection), "
+                f"received a minimum of {float(values.min()):g}"
+            )
+        end = None
+        if body.last_time is not None:
+            if self.freq is None:
+                raise DataError(
+                    f"last_time: the run's collection has no dates ({self.meta['collection']['name']})"
+                )
+            end = np.datetime64(body.last_time)
+        return "forecast", [(values, end)]
+
+    def info(self) -> dict:
+        c = self.meta["collection"]
+        return {
+            **super().info(),
+            "collection": {"name": c["name"], "series": c["series"], "period": c["period"]},
+            "horizon": self.horizon,
+            "freq": self.freq,
+            "combination": self.meta["selection"]["combination"],
+        }
+
+    def run_batch(self, key, items: list[tuple]) -> list[dict]:
+        from rnnlab.data.series import future_times
+
+        histories = [values for values, _ in items]
+        q = self._global.forecast_combined(self.model, self.meta, histories, self.scaler.log, cache=False)
+        levels = list(self.model.levels)
+        median = levels.index(0.5)
+        return [
+            {
+                "times": None
+                if end is None
+                else [str(t) for t in future_times(end, self.freq, self.horizon)],
+                "forecast": a[:, median].tolist(),
+                "quantiles": {f"{level:g}": a[:, i].tolist() for i, level in enumerate(levels)},
+                "horizon": self.horizon,
+                "combination": self.meta["selection"]["combination"],
+            }
+            for a, (_, end) in zip(q, items, strict=True)
+        ]
+
+
+def forecast_backend(run_dir: Path) -> Backend:
+    """A forecast run's backend: one series (:class:`ForecastBackend`) or a collection
+    (:class:`CollectionForecastBackend`), as its ``run.json`` says."""
+    from rnnlab.tasks.forecast_collection_cli import is_collection_run
+
+    return (CollectionForecastBackend if is_collection_run(run_dir) else ForecastBackend)(Path(run_dir))
+
+
+def backend_class(task: str) -> Callable[[Path], Backend]:
+    """What makes the backend of a ``task`` run from its folder (a Backend class, or a function choosing
+    one): its module's ``SERVE_BACKEND``, else its line in :data:`BUNDLED`."""
     spec = getattr(get_task(task), "SERVE_BACKEND", None) if task in TASKS else None
     spec = spec or BUNDLED.get(task)
     if spec is None:

@@ -63,8 +63,9 @@ def format_collection(result: dict) -> str:
 def predict_collection(run_dir: str | Path, data: str | None = None) -> dict:
     """Quantiles after the end of each series: the run's own (training and test parts: the future of the
     whole series), or those of ``data`` (a long-format file, a collection's name, or a one-series CSV or
-    bundled series), which the model may never have seen. Returns ``{"ids", "levels", "quantiles": one (H,
-    Q) list per series}``."""
+    bundled series), which the model may never have seen; with the combination the run kept, as
+    ``evaluate`` scored it. Returns ``{"ids", "levels", "quantiles": one (H, Q) list per series,
+    "combination"}``."""
     model, scaler, meta = forecast_global.load_model(run_dir)
     if data is None:
         cfg = meta["config"]["data"]
@@ -82,8 +83,13 @@ def predict_collection(run_dir: str | Path, data: str | None = None) -> dict:
             f"series {ids[bad]!r}: holds values <= 0, but the run learnt log values (its collection is "
             "positive)"
         )
-    q = forecast_global.forecast_series(model, histories, scaler.log)
-    return {"ids": ids, "levels": list(model.levels), "quantiles": [a.tolist() for a in q]}
+    q = forecast_global.forecast_combined(model, meta, histories, scaler.log)
+    return {
+        "ids": ids,
+        "levels": list(model.levels),
+        "quantiles": [a.tolist() for a in q],
+        "combination": meta["selection"]["combination"],
+    }
 
 
 def run_predict_collection(args) -> int:

@@ -381,6 +381,27 @@ def forecast_series(model: GlobalForecaster, histories: list[np.ndarray], log: b
     return _medians(model, z, [len(h) for h in z], scaler)
 
 
+def forecast_combined(
+    model: GlobalForecaster, meta: dict, histories: list[np.ndarray], log: bool, cache: bool = True
+) -> list[np.ndarray]:
+    """What the run forecasts after each history (H, Q): the network's quantiles, moved with its median onto
+    the point forecast of the combination the run kept (``meta["selection"]["combination"]``: the mean of
+    the network's median and Theta's / AutoETS' forecasts of the same history), as :func:`evaluate` scores
+    it. ``cache``: keep the statistical forecasts in the disk cache (not for a server's requests)."""
+    q = forecast_series(model, histories, log)
+    members = COMBINATIONS[meta["selection"]["combination"]]
+    if not members:
+        return q
+    from rnnlab.models.stat_forecasters import forecast_collection
+
+    median = list(model.levels).index(0.5)
+    rnn = [a[:, median] for a in q]
+    period = int(meta["collection"]["period"])
+    stats = forecast_collection(histories, q[0].shape[0], period, models=members, levels=(80,), cache=cache)
+    point = _combine(meta["selection"]["combination"], rnn, stats)
+    return [a + (p - r)[:, None] for a, p, r in zip(q, point, rnn, strict=True)]
+
+
 def evaluate(run_dir: str | Path, per_series: bool = False, collection: Collection | None = None) -> dict:
     """Score a collection run on the test parts beside the statistical forecasters (M4's sMAPE, MASE and
     OWA, Naive2-relative; coverage and MSIS of the 80 % and 95 % intervals). Top-level figures are the kept

@@ -129,7 +129,7 @@ function plotForecast(history, f) {
     <path d="${line(hist, 0)}" fill="none" stroke="#1d2330" stroke-width="1.5"/>
     <path id="median" d="${line(f.forecast, hist.length)}" fill="none" stroke="#2f6fdf" stroke-width="2"/>
     <text x="${pad}" y="${pad - 8}">${hi.toPrecision(4)}</text><text x="${pad}" y="${H - 8}">${lo.toPrecision(4)}</text>
-    <text x="${W - pad}" y="${H - 8}" text-anchor="end">${f.times[f.times.length - 1]}</text></svg>`;
+    <text x="${W - pad}" y="${H - 8}" text-anchor="end">${f.times ? f.times[f.times.length - 1] : "+" + f.horizon}</text></svg>`;
   $("plot").innerHTML = svg;
 }
 
@@ -176,8 +176,12 @@ async function start() {
     option("seed", "seed", "0", { type: "number" });
   }
   if (info.task === "forecast") {
-    $("input-label").textContent = `History (at least ${info.window} numbers; empty: the training series)`;
-    input.required = false;
+    if (info.collection) { // a run across many series: it forecasts the history it is given
+      $("input-label").textContent = `History of any series (at least 3 numbers; the run learnt ${info.collection.name})`;
+    } else {
+      $("input-label").textContent = `History (at least ${info.window} numbers; empty: the training series)`;
+      input.required = false;
+    }
   }
   $("form").addEventListener("submit", submit);
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("form").requestSubmit(); });
