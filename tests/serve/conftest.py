@@ -22,7 +22,9 @@ def sentiment_server(sentiment_run):
     from rnnlab.serve.app import create_app
     from rnnlab.serve.limits import ServeLimits
 
-    app = create_app(sentiment_run, ServeLimits(max_texts=50, max_text_chars=2000, max_body_bytes=200_000))
+    # a long drain bound: a 413 that waited for it (a body already complete) would show as a timeout
+    limits = ServeLimits(max_texts=50, max_text_chars=2000, max_body_bytes=200_000, max_drain_ms=120_000)
+    app = create_app(sentiment_run, limits)
     server = ThreadServer(app)
     server.app = app
     yield server

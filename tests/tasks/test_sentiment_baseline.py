@@ -19,6 +19,7 @@ from rnnlab.training.linear_baseline import token_ngrams
 pytest.importorskip("sklearn")
 
 TINY = ["model.embedding_dim=8", "model.hidden_size=8", "model.attention_size=8", "data.batch_size=16"]
+TINY += ["model.ngram_buckets=64", "model.ngram_dim=4"]  # a small wide part (the default table is 2^18 rows)
 TINY += ["data.min_freq=1", "train.epochs=1", "train.lr=0.01", "train.progress=false"]
 
 

@@ -23,6 +23,7 @@ from rnnlab.training.trainer import Trainer
 pytestmark = pytest.mark.xdist_group("sentiment_cli")
 
 TINY = ["model.embedding_dim=8", "model.hidden_size=8", "model.attention_size=8", "data.batch_size=16"]
+TINY += ["model.ngram_buckets=64", "model.ngram_dim=4"]  # a small wide part: these tests are about the CLI
 TINY += ["data.min_freq=1", "train.epochs=2", "train.lr=0.01", "train.progress=false"]
 
 

@@ -181,12 +181,17 @@ async def _body(request: Request, limits: ServeLimits, model):
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         await _drain(request, limits, 0)
         raise _too_large(f"body: {declared} bytes; the limit is {limits.max_body_bytes}")
-    chunks, size = [], 0
+    chunks, size, more = [], 0, True
     try:
-        async for chunk in request.stream():
+        while more:  # the ASGI messages themselves: whether more follows decides if there is a rest to drain
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
             if size > limits.max_body_bytes:
-                await _drain(request, limits, size)
+                if more:
+                    await _drain(request, limits, size)
                 raise _too_large(f"body: over {limits.max_body_bytes} bytes (the limit)")
             chunks.append(chunk)
     except ClientDisconnect:  # nobody will read the answer; counted as an error, no traceback
