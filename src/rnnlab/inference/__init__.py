@@ -4,6 +4,7 @@
 ``Predictor.from_checkpoint("runs/main").predict(["这个东西很好用"])``
 """
 
+from rnnlab.inference.batch_sampler import BatchSampler
 from rnnlab.inference.decoding import Decoded, beam_search, greedy_decode
 from rnnlab.inference.forecaster import Forecaster
 from rnnlab.inference.predictor import (
@@ -17,6 +18,7 @@ from rnnlab.inference.sampler import Sampler
 
 __all__ = [
     "Sampler",
+    "BatchSampler",
     "Forecaster",
     "Predictor",
     "UNKNOWN_SHARE_WARNING",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.inference.sampler import Sampler, check_sampling
+from rnnlab.inference.sampler import Sampler, check_sampling, seeded_generator
 
 __all__ = ["BatchSampler"]
 
@@ -90,10 +90,8 @@ class BatchSampler:
         if key in self.keys:
             raise ValueError(f"key: {key!r} is already a row of this batch")
         check_sampling(length, temperature, top_k, top_p)
-        generator = torch.Generator()
-        generator.manual_seed(seed if seed is not None else torch.seed())
         last, state = self.sampler.read_prime(prime)
-        self._rows.append(_Row(key, length, temperature, top_k, top_p, generator, last))
+        self._rows.append(_Row(key, length, temperature, top_k, top_p, seeded_generator(seed), last))
         self._state = _cat(self._state, state)
 
     def remove(self, key: Hashable) -> None:

@@ -28,7 +28,7 @@ from rnnlab.data import DataError, Vocab
 from rnnlab.models.charlm import CharLM, CharLMConfig
 from rnnlab.training.checkpoint import CheckpointError, load_checkpoint
 
-__all__ = ["Sampler", "filter_logits", "check_sampling"]
+__all__ = ["Sampler", "filter_logits", "check_sampling", "seeded_generator"]
 
 
 def check_sampling(length: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -44,6 +44,13 @@ def check_sampling(length: int, temperature: float, top_k: int | None, top_p: fl
         raise DataError(f"--top-k: expected an integer >= 1, received {top_k!r}")
     if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
         raise DataError(f"--top-p: expected a probability in (0, 1], received {top_p!r}")
+
+
+def seeded_generator(seed: int | None) -> torch.Generator:
+    """A generator seeded with ``seed`` (None: a fresh random seed): the same seed, the same draws."""
+    generator = torch.Generator()
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    return generator
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -104,9 +111,7 @@ class Sampler:
     ) -> Iterator[str]:
         """Yield ``length`` new characters one at a time, as they are made (the prime is not repeated)."""
         check_sampling(length, temperature, top_k, top_p)
-        if generator is None:
-            generator = torch.Generator()
-            generator.manual_seed(seed if seed is not None else torch.seed())
+        generator = generator if generator is not None else seeded_generator(seed)
         last, state = self.read_prime(prime)
         for _ in range(length):
             nxt = self.draw(last, temperature, top_k, top_p, generator)
