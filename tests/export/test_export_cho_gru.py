@@ -17,7 +17,7 @@ from export_testing import assert_close, run, session  # noqa: E402
 import rnnlab.nn as rnn  # noqa: E402
 from rnnlab.export import to_onnx  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("export_cho_gru")]
 
 # name -> (layer arguments, packed example, pass h0, unbatched)
 CASES = {

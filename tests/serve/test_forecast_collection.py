@@ -13,7 +13,7 @@ from serve_testing import ThreadServer, call
 from rnnlab.tasks import forecast, forecast_global
 from tiny_series import write_collection
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("serve_forecast_collection")]
 
 
 @pytest.fixture(scope="module")

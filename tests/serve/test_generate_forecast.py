@@ -15,7 +15,7 @@ from serve_testing import ThreadServer, call
 
 from rnnlab.cli import main
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("serve_generate_forecast")]
 
 NAMES = [("Kent", "king"), ("Lear", "storm"), ("Fool", "egg")] * 12
 TEXT = "".join(
