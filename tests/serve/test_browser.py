@@ -1,7 +1,7 @@
 """The page in a real browser: headless Debian chromium driven by selenium. Type a review with the
 keyboard, submit with Ctrl+Enter, read the label, the probabilities and the coloured tokens from the DOM and
 compare them with the API's answer for the same text; a translator's output and alignment matrix; a narrow
-screen."""
+screen; a character LM's streamed text (forward and backward); a collection run's forecast plot."""
 
 from __future__ import annotations
 
@@ -125,3 +125,65 @@ def test_a_translation_shows_its_output_and_alignment(browser, translate_run):
     ]
     assert [w for row in weights for w in row] == pytest.approx([w for row in want["attention"] for w in row])
     assert [len(row) for row in weights] == [len(row) for row in want["attention"]]
+
+
+TEXT = "".join(f"KENT.\nI have {n} good reasons, my lord; the storm is old.\n\n" for n in range(30))
+CHARLM = ["data.batch_size=2", "data.bptt=16", "data.steps_per_epoch=2", "data.eval_batch_size=2",
+          "model.hidden_size=16", "model.embedding_dim=8", "train.epochs=1", "train.warmup_steps=0",
+          "train.progress=false"]  # fmt: skip
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
+def test_a_generation_streams_into_the_page(browser, tmp_path, reverse):
+    """The page streams a character LM's text as it is drawn; a backward LM's characters go before the
+    prime. What it shows is the API's whole answer for the page's options."""
+    from selenium.webdriver.common.by import By
+
+    from rnnlab.cli import main
+    from rnnlab.serve.app import create_app
+
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    run = tmp_path / "run"
+    args = ["train", "charlm", "--data", str(tmp_path / "text.txt"), "--out", str(run), *CHARLM]
+    assert main([*args, f"model.reverse={str(reverse).lower()}"]) == 0
+    server = ThreadServer(create_app(run))
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        _state(browser, "ready")
+        _submit_with_keyboard(browser, "my lord")
+        options = {"prime": "my lord", "length": 200, "temperature": 0.8, "seed": 0}
+        want = call(server.port, "POST", "/v1/generate", options)[2]["text"]
+        shown = browser.find_element(By.ID, "generated").text
+    finally:
+        server.stop()
+    assert shown == (want + "my lord" if reverse else "my lord" + want).strip()  # .text trims the ends
+
+
+def test_a_collection_runs_forecast_is_plotted(browser, tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    import rnnlab.data.sources
+    from rnnlab.serve.app import create_app
+    from rnnlab.tasks import forecast
+    from tiny_series import write_collection
+
+    monkeypatch.setattr(rnnlab.data.sources, "cache_dir", lambda: tmp_path / "cache")
+    cfg = forecast.Config()
+    cfg.data.dataset = str(write_collection(tmp_path / "long.csv"))
+    cfg.data.horizon, cfg.data.baselines, cfg.data.jobs, cfg.data.steps_per_epoch = 6, "Naive2", 1, 2
+    cfg.model.hidden_size, cfg.model.ensemble, cfg.train.epochs, cfg.train.progress = 4, 1, 1, False
+    forecast.train(cfg, tmp_path / "run")
+    history = [100 + 10 * (i % 12) + i for i in range(36)]
+    server = ThreadServer(create_app(tmp_path / "run"))
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        _state(browser, "ready")
+        assert "History of any series" in browser.find_element(By.ID, "input-label").text
+        _submit_with_keyboard(browser, ", ".join(map(str, history)))
+        want = call(server.port, "POST", "/v1/forecast", {"history": history})[2]
+        median = browser.find_element(By.CSS_SELECTOR, "#plot path#median").get_attribute("d")
+        end = browser.find_element(By.CSS_SELECTOR, "#plot svg text:last-of-type").text
+    finally:
+        server.stop()
+    assert median.count("L") == len(want["forecast"]) - 1  # one point per forecast step
+    assert end == "+6"  # the collection has no dates asked for: the last step is named by its distance
