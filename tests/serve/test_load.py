@@ -4,24 +4,18 @@ no dropped connection, and the batches of the worker really held several request
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 from serve_testing import ThreadServer, call
 
+from benchmark_loading import load_benchmark
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
 
 
 def test_concurrent_clients_with_bad_requests(sentiment_run, tmp_path):
     from rnnlab.serve.app import create_app
 
-    spec = importlib.util.spec_from_file_location("serve_load", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["serve_load"] = bench  # its dataclass looks its module up there
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("serve_load")
     texts = bench._reviews(tmp_path / "texts.csv", n=50, seed=1)
     server = ThreadServer(create_app(sentiment_run))
     try:
